@@ -9,7 +9,7 @@ final output, or raises `JobFailed`. Nothing here knows about HTTP front doors.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Literal, Protocol, runtime_checkable
 
 import msgspec
@@ -87,6 +87,11 @@ class JobFailed(Exception):
         self.error = error
 
 
+class NotSent(JobFailed):
+    """The operation never reached Midjourney (the account paused or closed while the job was
+    waiting for its turn): the engine may safely run it on another account."""
+
+
 class JobOutput(msgspec.Struct, frozen=True, kw_only=True):
     """The final result of an operation."""
 
@@ -115,6 +120,9 @@ class JobEvent(msgspec.Struct, frozen=True, kw_only=True):
 
 
 EventSink = Callable[[JobEvent], None]
+# Awaited with the interaction nonce right before the first request that could start a
+# Midjourney job; the engine persists "submitted" there so a crash never leads to a resend.
+BeforeSend = Callable[[str], Awaitable[None]]
 
 
 # --- the account ------------------------------------------------------------------------------
@@ -178,9 +186,13 @@ class Account(Protocol):
 
     async def close(self) -> None: ...
 
-    async def run(self, op: Operation, mode: Mode, emit: EventSink) -> JobOutput:
-        """Run one operation to its end. Waits for a free slot and the pacing gap first.
-        Raises JobFailed with a category; never returns without a final result."""
+    async def run(
+        self, op: Operation, mode: Mode, emit: EventSink, *, before_send: BeforeSend | None = None
+    ) -> JobOutput:
+        """Run one operation to its end. The engine calls it only when the account has a free
+        slot (status().running < concurrency); the account still waits for its pacing gap.
+        Raises NotSent if nothing reached Midjourney, JobFailed with a category otherwise;
+        never returns without a final result."""
 
     async def recover(self, probe: RecoveryProbe, emit: EventSink) -> JobOutput:
         """After a restart: find a job sent before in the channel's history. Returns the result

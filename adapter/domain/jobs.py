@@ -54,10 +54,13 @@ class Job(msgspec.Struct, kw_only=True, omit_defaults=True):
     custom_id: str | None = None  # the button pressed, for follow-ups
     modal_prompt: str | None = None  # remix / custom zoom / vary region prompt
     progress: int = 0
-    preview_url: str | None = None
+    preview_url: str | None = None  # Midjourney's URL of the latest progress image
+    preview_image: ImageRef | None = None  # that preview, re-hosted by us (downscaled)
     image: ImageRef | None = None  # the whole result (grid or single image)
     images: list[ImageRef] = []  # the grid split into its four images, or [image] for singles
     source_image_url: str | None = None  # Midjourney's own URL of the result (expires)
+    inputs: list[ImageRef] = []  # caller's images (image prompts, blend, describe, mask), kept so a
+    # queued job can be rebuilt after a restart
     account_id: str | None = None
     message_id: str | None = None
     message_flags: int = 0

@@ -1,0 +1,234 @@
+"""Settings: an optional TOML file, overridden by `MJ_ADAPTER_*` environment variables.
+
+Every option is documented in README.md ("Configuration"). Secrets (Discord tokens, API keys,
+webhook secrets) are kept as `Secret` so that no repr, log line or error ever shows them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from adapter.domain.actions import Mode
+
+ENV_PREFIX = "MJ_ADAPTER_"
+
+
+class Secret(str):
+    """A str that never shows its value in repr/str formatting of containers or logs."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self else "Secret('')"
+
+    @property
+    def fingerprint(self) -> str:
+        """A short stable id for the secret (safe to log and store)."""
+        return hashlib.sha256(self.encode()).hexdigest()[:12]
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+
+def _dec_hook(tp: type, obj: Any) -> Any:
+    if tp is Secret:
+        if not isinstance(obj, str):
+            raise msgspec.ValidationError("expected a string")
+        return Secret(obj)
+    if tp is Path:
+        return Path(obj)
+    raise NotImplementedError
+
+
+class DiscordAccountConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag_field="kind", tag="discord"):
+    """One Discord user account that has the Midjourney bot in a private channel."""
+
+    id: str = ""  # defaults to "discord-<channel id>"
+    token: Secret
+    guild_id: str
+    channel_id: str
+    modes: tuple[Mode, ...] = (Mode.FAST, Mode.RELAX)
+    concurrency: int = 3
+    queue_size: int = 10
+    min_gap_seconds: float = 1.5  # minimum time between two interactions of this account
+    gap_jitter_seconds: float = 1.0  # plus up to this much random extra
+    daily_cap: int | None = None  # interactions per UTC day; None = unlimited
+    user_agent: str | None = None
+    rest_base: str = "https://discord.com/api/v9"
+    inpaint_submit_url: str = "https://936929561302675456.discordsays.com/inpaint/api/submit-job"
+    compress: bool = True  # zlib-stream on the gateway
+    enabled: bool = True
+
+
+class ProviderAccountConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag_field="kind", tag="mjproxy"):
+    """An upstream midjourney-proxy-compatible API used as a backend."""
+
+    id: str = ""
+    base_url: str
+    secret: Secret = Secret("")
+    modes: tuple[Mode, ...] = (Mode.FAST, Mode.RELAX)
+    concurrency: int = 5
+    queue_size: int = 20
+    poll_interval_seconds: float = 3.0
+    enabled: bool = True
+
+
+AccountConfig = DiscordAccountConfig | ProviderAccountConfig
+
+
+class Timeouts(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Per-mode job timeouts in seconds; relax jobs legitimately take 10+ minutes."""
+
+    fast: float = 900.0
+    turbo: float = 600.0
+    relax: float = 3600.0
+
+    def for_mode(self, mode: Mode) -> float:
+        return {Mode.FAST: self.fast, Mode.TURBO: self.turbo, Mode.RELAX: self.relax}[mode]
+
+
+class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    api_keys: tuple[Secret, ...] = ()
+    data_dir: Path = Path("data")
+    public_base_url: str | None = None  # default: derived from each request's Host
+    store_url: str | None = None  # default: sqlite in data_dir
+    log_level: str = "INFO"
+    accounts: tuple[AccountConfig, ...] = ()
+    # demo mode (no accounts configured): the built-in simulator
+    simulator_speed: float = 20.0
+    simulator_seed: int = 0
+    simulator_accounts: int = 2
+    banned_words: tuple[str, ...] = ()  # added to the built-in list
+    banned_words_replace: bool = False  # true: banned_words replaces the built-in list
+    model_aliases: dict[str, str] = msgspec.field(
+        default_factory=lambda: {"dall-e-3": "midjourney", "dall-e-2": "midjourney", "gpt-image-1": "midjourney"}
+    )
+    timeouts: Timeouts = msgspec.field(default_factory=Timeouts)
+    idempotency_window_seconds: float = 600.0
+    fetch_allow_hosts: tuple[str, ...] = ()  # hosts/CIDRs exempt from the private-address rule
+    fetch_max_bytes: int = 20 * 1024 * 1024
+    chat_preview_images: bool = True  # show the progress preview as markdown in chat streams
+    stream_keepalive_seconds: float = 15.0
+    webhook_url: str | None = None
+    webhook_secret: Secret = Secret("")
+    webhook_retry_seconds: float = 86400.0
+
+    @property
+    def demo(self) -> bool:
+        return not any(a.enabled for a in self.accounts)
+
+    def resolved_store_url(self) -> str:
+        return self.store_url or f"sqlite:///{(self.data_dir / 'jobs.db').resolve()}"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _split_list(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+# env var suffix -> (settings field, parser)
+_LIST_FIELDS = {"API_KEYS", "BANNED_WORDS", "FETCH_ALLOW_HOSTS"}
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    fields = {f.name for f in msgspec.structs.fields(Settings)}
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key[len(ENV_PREFIX) :]
+        field = name.lower()
+        if name in _LIST_FIELDS:
+            out[field] = _split_list(value)
+        elif name == "MODEL_ALIASES":
+            # "dall-e-3=midjourney,gpt-image-1=midjourney-relax"
+            out[field] = dict(p.split("=", 1) for p in _split_list(value) if "=" in p)
+        elif name == "ACCOUNTS":
+            out[field] = msgspec.json.decode(value)
+        elif name.startswith("TIMEOUT_"):
+            out.setdefault("timeouts", {})[name[len("TIMEOUT_") :].lower()] = value
+        elif field in fields:
+            out[field] = value
+    # A single Discord account straight from the environment (the common case).
+    token = env.get(ENV_PREFIX + "DISCORD_TOKEN")
+    if token:
+        acct: dict[str, Any] = {
+            "kind": "discord",
+            "token": token,
+            "guild_id": env.get(ENV_PREFIX + "DISCORD_GUILD_ID", ""),
+            "channel_id": env.get(ENV_PREFIX + "DISCORD_CHANNEL_ID", ""),
+        }
+        if modes := env.get(ENV_PREFIX + "DISCORD_MODES"):
+            acct["modes"] = _split_list(modes)
+        for opt in ("CONCURRENCY", "QUEUE_SIZE", "MIN_GAP_SECONDS", "DAILY_CAP", "USER_AGENT", "REST_BASE"):
+            if (v := env.get(ENV_PREFIX + "DISCORD_" + opt)) is not None:
+                acct[opt.lower()] = v
+        out["accounts"] = [*out.get("accounts", []), acct]
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(merged.get(k), dict) and k != "model_aliases":
+            merged[k] = _merge(merged[k], v)
+        else:
+            merged[k] = v
+    return merged
+
+
+def load_settings(config_file: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    path = config_file or env.get(ENV_PREFIX + "CONFIG")
+    if path:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    raw = _merge(raw, _env_overrides(env))
+    # `kind` may be left out of an account table: Discord is the common case
+    raw["accounts"] = [{"kind": "discord", **a} if isinstance(a, dict) else a for a in raw.get("accounts", [])]
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_dec_hook)
+    except msgspec.ValidationError as exc:
+        # msgspec names the path ($.accounts[0].guild_id) and never echoes the value
+        raise ConfigError(f"invalid configuration: {exc}") from None
+    return _finish(settings)
+
+
+def _finish(settings: Settings) -> Settings:
+    accounts: list[AccountConfig] = []
+    seen: set[str] = set()
+    for i, acct in enumerate(settings.accounts):
+        if isinstance(acct, DiscordAccountConfig):
+            if not acct.guild_id or not acct.channel_id:
+                raise ConfigError(f"account {i}: guild_id and channel_id are required for a Discord account")
+            default_id = f"discord-{acct.channel_id}"
+        else:
+            default_id = f"mjproxy-{i}"
+        acct_id = acct.id or default_id
+        if acct_id in seen:
+            raise ConfigError(f"account id {acct_id!r} is used twice")
+        seen.add(acct_id)
+        if acct.concurrency < 1 or acct.queue_size < 0:
+            raise ConfigError(f"account {acct_id}: concurrency must be >= 1 and queue_size >= 0")
+        accounts.append(msgspec.structs.replace(acct, id=acct_id))
+    return msgspec.structs.replace(settings, accounts=tuple(accounts))
+
+
+def key_id(api_key: str) -> str:
+    """The owner id stored on jobs for an API key: stable, not reversible."""
+    return "key_" + hashlib.sha256(api_key.encode()).hexdigest()[:16]

@@ -1,0 +1,61 @@
+"""What the engine refuses, in terms each front door maps to its own error format."""
+
+from __future__ import annotations
+
+from adapter.domain.errors import ErrorCategory
+
+
+class EngineError(Exception):
+    category: ErrorCategory = ErrorCategory.INTERNAL
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class InvalidRequest(EngineError):
+    category = ErrorCategory.INVALID_REQUEST
+
+
+class PromptRejected(EngineError):
+    """The local banned-word list refused the prompt before any Midjourney job was spent."""
+
+    category = ErrorCategory.CONTENT_POLICY
+
+    def __init__(self, word: str) -> None:
+        super().__init__(f"The prompt contains a banned word ({word!r}) and was not sent to Midjourney.", param="prompt")
+        self.word = word
+
+
+class QueueFull(EngineError):
+    category = ErrorCategory.QUEUE_FULL
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class NoAccountAvailable(EngineError):
+    """No account can serve the request now (all paused/disabled/connecting, or none serves the
+    mode)."""
+
+    category = ErrorCategory.ACCOUNT
+
+    def __init__(self, message: str, retry_after: int = 30) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class JobNotFound(EngineError):
+    category = ErrorCategory.INVALID_REQUEST
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"No job with id {job_id!r}.", param="job_id")
+        self.job_id = job_id
+
+
+class ActionNotAvailable(EngineError):
+    """A follow-up that the parent job does not offer (not finished, or no such button)."""
+
+    category = ErrorCategory.INVALID_REQUEST

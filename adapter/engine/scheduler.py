@@ -1,0 +1,215 @@
+"""The account pool: which account runs a job, and when.
+
+Each account has a queue of tickets and a number of running jobs. A ticket starts when its
+account is ready and below its concurrency; an account's queue is bounded by its queue size so a
+full pool is an immediate, explicit refusal instead of an unbounded wait. When an account stops
+being usable, its queued tickets move to another account that serves the same mode (follow-ups
+are pinned to the account that owns the parent message and cannot move).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+
+import msgspec
+
+from adapter.backends.base import Account, AccountState, AccountStatus
+from adapter.domain.actions import Mode
+from adapter.engine.errors import EngineError, NoAccountAvailable, QueueFull
+
+log = logging.getLogger(__name__)
+
+# States in which an account may still be given new work to queue: it is expected back soon.
+_TRANSIENT = {AccountState.CONNECTING, AccountState.RECONNECTING, AccountState.COOLING_DOWN}
+_GONE = {AccountState.PAUSED, AccountState.DISABLED, AccountState.STOPPED}
+
+
+class Ticket(msgspec.Struct, kw_only=True):
+    """A job waiting for (or holding) a slot on an account."""
+
+    job_id: str
+    mode: Mode
+    pinned_account: str | None = None  # follow-ups run where their parent message lives
+    # run(account) executes the job; the slot is held until it returns
+    run: Callable[[Account], Awaitable[None]]
+    # called when the ticket was queued on an account that went away and no other can take it
+    orphaned: Callable[[EngineError], Awaitable[None]]
+    excluded: frozenset[str] = frozenset()
+
+
+class _Slot:
+    def __init__(self, account: Account) -> None:
+        self.account = account
+        self.queue: deque[Ticket] = deque()
+        self.running: dict[str, asyncio.Task[None]] = {}
+        self.wake = asyncio.Event()
+        self.pump: asyncio.Task[None] | None = None
+
+    @property
+    def status(self) -> AccountStatus:
+        return self.account.status()
+
+    @property
+    def load(self) -> int:
+        return len(self.running) + len(self.queue)
+
+    def has_room(self, st: AccountStatus) -> bool:
+        return self.load < st.concurrency + st.queue_size
+
+
+class Scheduler:
+    def __init__(self, accounts: Iterable[Account] = (), *, retry_after_seconds: int = 30) -> None:
+        self._slots: dict[str, _Slot] = {}
+        self._retry_after = retry_after_seconds
+        self._closed = False
+        for account in accounts:
+            self.add_account(account)
+
+    # --- accounts -----------------------------------------------------------------------------
+
+    def add_account(self, account: Account) -> None:
+        slot = _Slot(account)
+        self._slots[account.id] = slot
+        account.add_listener(lambda st, slot=slot: self._on_account_state(slot, st))
+
+    def accounts(self) -> list[Account]:
+        return [s.account for s in self._slots.values()]
+
+    def account(self, account_id: str) -> Account | None:
+        slot = self._slots.get(account_id)
+        return slot.account if slot else None
+
+    def statuses(self) -> list[AccountStatus]:
+        out = []
+        for slot in self._slots.values():
+            st = slot.status
+            out.append(msgspec.structs.replace(st, running=len(slot.running), waiting=len(slot.queue)))
+        return out
+
+    def queue_depth(self) -> int:
+        return sum(len(s.queue) for s in self._slots.values())
+
+    def any_ready(self) -> bool:
+        return any(s.status.state is AccountState.READY for s in self._slots.values())
+
+    def start(self) -> None:
+        for slot in self._slots.values():
+            if slot.pump is None:
+                slot.pump = asyncio.create_task(self._pump(slot), name=f"pump-{slot.account.id}")
+
+    async def close(self) -> None:
+        self._closed = True
+        tasks: list[asyncio.Task[None]] = []
+        for slot in self._slots.values():
+            if slot.pump:
+                slot.pump.cancel()
+                tasks.append(slot.pump)
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- placement ----------------------------------------------------------------------------
+
+    def place(self, ticket: Ticket) -> str:
+        """Queue a ticket on the best account; returns its id or raises QueueFull /
+        NoAccountAvailable. Never waits."""
+        slot = self._choose(ticket)
+        slot.queue.append(ticket)
+        slot.wake.set()
+        return slot.account.id
+
+    def _choose(self, ticket: Ticket) -> _Slot:
+        if ticket.pinned_account is not None:
+            slot = self._slots.get(ticket.pinned_account)
+            if slot is None:
+                raise NoAccountAvailable("The account that made the parent job is no longer configured.")
+            st = slot.status
+            if st.state in _GONE:
+                reason = f": {st.reason}" if st.reason else ""
+                raise NoAccountAvailable(f"The account that made the parent job is {st.state.value}{reason}.")
+            if not slot.has_room(st):
+                raise QueueFull("The account that made the parent job has a full queue; try again shortly.", self._retry_after)
+            return slot
+
+        serving = [
+            (slot, slot.status)
+            for slot in self._slots.values()
+            if slot.account.id not in ticket.excluded
+        ]
+        serving = [(slot, st) for slot, st in serving if ticket.mode in st.modes]
+        if not serving:
+            raise NoAccountAvailable(f"No account is configured for {ticket.mode.value} mode.")
+        ready = [(s, st) for s, st in serving if st.state is AccountState.READY]
+        usable = ready or [(s, st) for s, st in serving if st.state in _TRANSIENT]
+        if not usable:
+            reasons = "; ".join(f"{s.account.id}: {st.state.value}" + (f" ({st.reason})" if st.reason else "") for s, st in serving)
+            raise NoAccountAvailable(f"No Midjourney account can take jobs right now ({reasons}).")
+        with_room = [(s, st) for s, st in usable if s.has_room(st)]
+        if not with_room:
+            raise QueueFull("Every Midjourney account is busy and its queue is full; try again shortly.", self._retry_after)
+        # least loaded relative to what the account can run at once
+        slot, _ = min(with_room, key=lambda pair: (pair[0].load / max(pair[1].concurrency, 1), pair[0].load))
+        return slot
+
+    def remove(self, job_id: str) -> bool:
+        """Drop a queued (not yet started) ticket; True if it was queued."""
+        for slot in self._slots.values():
+            for t in slot.queue:
+                if t.job_id == job_id:
+                    slot.queue.remove(t)
+                    return True
+        return False
+
+    def is_queued(self, job_id: str) -> bool:
+        return any(t.job_id == job_id for s in self._slots.values() for t in s.queue)
+
+    # --- running ------------------------------------------------------------------------------
+
+    async def _pump(self, slot: _Slot) -> None:
+        while not self._closed:
+            await slot.wake.wait()
+            slot.wake.clear()
+            st = slot.status
+            while slot.queue and st.state is AccountState.READY and len(slot.running) < st.concurrency:
+                ticket = slot.queue.popleft()
+                task = asyncio.create_task(self._run(slot, ticket), name=f"job-{ticket.job_id}")
+                slot.running[ticket.job_id] = task
+                st = slot.status
+
+    async def _run(self, slot: _Slot, ticket: Ticket) -> None:
+        try:
+            await ticket.run(slot.account)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the runner handles its own failures; this is a last resort
+            log.exception("job %s crashed in its runner", ticket.job_id)
+        finally:
+            slot.running.pop(ticket.job_id, None)
+            slot.wake.set()
+
+    def _on_account_state(self, slot: _Slot, st: AccountStatus) -> None:
+        if st.state is AccountState.READY:
+            slot.wake.set()
+        elif st.state in _GONE and slot.queue:
+            # move on the next loop turn: listeners are called from inside the account
+            asyncio.get_running_loop().call_soon(self._evacuate, slot)
+
+    def _evacuate(self, slot: _Slot) -> None:
+        st = slot.status
+        if st.state not in _GONE:
+            return
+        moving = list(slot.queue)
+        slot.queue.clear()
+        for ticket in moving:
+            if ticket.pinned_account is not None:
+                reason = f" ({st.reason})" if st.reason else ""
+                err: EngineError = NoAccountAvailable(f"The account that owns the parent job is {st.state.value}{reason}.")
+                asyncio.create_task(ticket.orphaned(err))
+                continue
+            moved = msgspec.structs.replace(ticket, excluded=ticket.excluded | {slot.account.id})
+            try:
+                new_id = self.place(moved)
+                log.info("job %s moved from %s to %s (%s)", ticket.job_id, slot.account.id, new_id, st.state.value)
+            except EngineError as exc:
+                asyncio.create_task(ticket.orphaned(exc))

@@ -1,0 +1,585 @@
+"""JobService: submit, act, watch, cancel — and make sure every job ends.
+
+A job is written to the store before it is acknowledged, moves NOT_START -> SUBMITTED (persisted
+right before the first request that could start it on Midjourney, by compare-and-set, so nothing
+is ever sent twice) -> IN_PROGRESS -> SUCCESS | FAILURE | CANCEL. After a restart, jobs that
+never left NOT_START are queued again and jobs that had been sent are reconciled against their
+account's channel instead of being sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+
+from adapter.backends.base import (
+    Account,
+    AccountState,
+    BackendError,
+    Blend,
+    Describe,
+    ImageInput,
+    Imagine,
+    JobEvent,
+    JobFailed,
+    JobOutput,
+    NotSent,
+    Operation,
+    PressButton,
+    RecoveryProbe,
+    Shorten,
+)
+from adapter.config import Timeouts
+from adapter.domain.actions import Action, Mode
+from adapter.domain.banned import BannedWords
+from adapter.domain.buttons import parse_custom_id
+from adapter.domain.errors import ErrorCategory
+from adapter.domain.job_ids import new_job_id
+from adapter.domain.jobs import Job, JobStatus, now_ms
+from adapter.engine.bus import JobBus
+from adapter.engine.errors import (
+    ActionNotAvailable,
+    EngineError,
+    InvalidRequest,
+    JobNotFound,
+    NoAccountAvailable,
+    PromptRejected,
+)
+from adapter.engine.results import ResultIngester
+from adapter.engine.scheduler import Scheduler, Ticket
+from adapter.engine.specs import ActSpec, RequestMeta, SubmitSpec
+from adapter.stores.base import JobStore
+
+log = logging.getLogger(__name__)
+
+_RUNNING = (JobStatus.SUBMITTED, JobStatus.IN_PROGRESS)
+_BLEND_AR = {"portrait": "2:3", "square": "1:1", "landscape": "3:2"}
+
+
+class JobService:
+    def __init__(
+        self,
+        *,
+        store: JobStore,
+        scheduler: Scheduler,
+        ingester: ResultIngester,
+        banned: BannedWords,
+        timeouts: Timeouts | None = None,
+        bus: JobBus | None = None,
+        idempotency_window_seconds: float = 600.0,
+        recovery_wait_seconds: float = 60.0,
+        sweep_interval_seconds: float = 5.0,
+    ) -> None:
+        self.store = store
+        self.scheduler = scheduler
+        self.ingester = ingester
+        self.banned = banned
+        self.timeouts = timeouts or Timeouts()
+        self.bus = bus or JobBus()
+        self._idem_window_ms = int(idempotency_window_seconds * 1000)
+        self._recovery_wait = recovery_wait_seconds
+        self._sweep_interval = sweep_interval_seconds
+        self._tasks: dict[str, asyncio.Task[Any]] = {}  # job id -> its runner (running jobs)
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._idem_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.scheduler.start()
+        await self._recover()
+        self._sweeper = asyncio.create_task(self._sweep(), name="job-sweeper")
+
+    async def close(self) -> None:
+        if self._sweeper:
+            self._sweeper.cancel()
+        running = [*self._tasks.values(), *self._background]
+        for t in running:
+            t.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        await self.scheduler.close()
+
+    # --- queries ------------------------------------------------------------------------------
+
+    async def get(self, job_id: str, owner: str | None = None) -> Job:
+        job = await self.store.get(job_id)
+        if job is None or (owner is not None and job.owner != owner):
+            # another key's job is indistinguishable from a missing one
+            raise JobNotFound(job_id)
+        return job
+
+    async def watch(self, job_id: str, owner: str | None = None) -> AsyncIterator[Job]:
+        """The job now, then every change, until it has finished."""
+        queue = self.bus.subscribe(job_id)
+        try:
+            job = await self.get(job_id, owner)
+            yield job
+            last = job
+            while not last.status.finished:
+                nxt = await queue.get()
+                # drain to the newest: watchers want state, not every intermediate step
+                while not queue.empty() and not nxt.status.finished:
+                    nxt = queue.get_nowait()
+                last = nxt
+                yield nxt
+        finally:
+            self.bus.unsubscribe(job_id, queue)
+
+    async def wait(self, job_id: str, owner: str | None = None, timeout: float | None = None) -> Job:
+        async with asyncio.timeout(timeout):
+            last: Job | None = None
+            async for job in self.watch(job_id, owner):
+                last = job
+            assert last is not None
+            return last
+
+    # --- submit -------------------------------------------------------------------------------
+
+    async def submit(self, spec: SubmitSpec) -> Job:
+        if spec.action in (Action.IMAGINE, Action.SHORTEN):
+            if not spec.prompt.strip() and not (spec.action is Action.IMAGINE and spec.images):
+                raise InvalidRequest("A prompt is required.", param="prompt")
+        if spec.prompt and (word := self.banned.find(spec.prompt)):
+            raise PromptRejected(word)
+        if spec.action is Action.BLEND and not 2 <= len(spec.images) <= 5:
+            raise InvalidRequest("Blend takes 2 to 5 images.", param="images")
+        if spec.action is Action.DESCRIBE and not spec.images and not spec.link:
+            raise InvalidRequest("Describe needs an image.", param="image")
+
+        async with self._idem_lock:
+            if existing := await self._existing(spec.meta):
+                return existing
+            job = Job(
+                id=new_job_id(),
+                owner=spec.meta.owner,
+                action=spec.action,
+                prompt=spec.prompt,
+                mode=spec.mode,
+                bot=spec.bot,
+                webhook_url=spec.meta.webhook_url,
+                idempotency_key=spec.meta.idempotency_key,
+                state=spec.meta.state,
+                extra=self._extra(spec.meta, dimensions=spec.dimensions if spec.action is Action.BLEND else None, link=spec.link),
+            )
+            for i, image in enumerate(spec.images):
+                job.inputs.append(await self.ingester.keep_input(job.id, image, f"input-{i}-{_safe_name(image.filename)}"))
+            await self._admit(job)
+        return job
+
+    async def act(self, spec: ActSpec) -> Job:
+        parent = await self.get(spec.parent_id, spec.meta.owner)
+        if parent.status is not JobStatus.SUCCESS:
+            raise ActionNotAvailable(
+                f"Job {parent.id} is {parent.status.value}; follow-ups need a finished job.", param="job_id"
+            )
+        if not any(b.custom_id == spec.custom_id for b in parent.buttons):
+            offered = ", ".join(b.label or b.emoji or "?" for b in parent.buttons if b.custom_id) or "none"
+            raise ActionNotAvailable(f"Job {parent.id} has no such button (it offers: {offered}).", param="custom_id")
+        parsed = parse_custom_id(spec.custom_id)
+        if parsed is None:
+            raise ActionNotAvailable("That button does not start a Midjourney job.", param="custom_id")
+        if parsed.action is Action.VARY_REGION and spec.mask_png is None and not spec.defer_modal:
+            raise InvalidRequest("Vary (Region) needs a mask image.", param="mask")
+        prompt = spec.prompt
+        if prompt and (word := self.banned.find(prompt)):
+            raise PromptRejected(word)
+
+        async with self._idem_lock:
+            if existing := await self._existing(spec.meta):
+                return existing
+            waits_for_modal = parsed.needs_modal and spec.defer_modal and prompt is None
+            job = Job(
+                id=new_job_id(),
+                owner=spec.meta.owner,
+                action=parsed.action,
+                status=JobStatus.MODAL if waits_for_modal else JobStatus.NOT_START,
+                prompt=prompt or parent.final_prompt or parent.prompt,
+                modal_prompt=prompt,
+                mode=spec.mode or parent.mode,
+                bot=parent.bot,
+                parent_id=parent.id,
+                index=parsed.index,
+                custom_id=spec.custom_id,
+                account_id=parent.account_id,
+                webhook_url=spec.meta.webhook_url,
+                idempotency_key=spec.meta.idempotency_key,
+                state=spec.meta.state,
+                extra=self._extra(spec.meta),
+            )
+            if spec.mask_png is not None:
+                job.inputs.append(await self.ingester.keep_input(job.id, ImageInput("mask.png", "image/png", spec.mask_png), "mask.png"))
+            if waits_for_modal:
+                await self.store.insert(job)
+                self.bus.publish(job)
+            else:
+                await self._admit(job)
+        return job
+
+    async def submit_modal(self, job_id: str, owner: str, prompt: str, mask_png: bytes | None = None) -> Job:
+        """Answer the modal of a MODAL job (custom zoom prompt, vary region prompt + mask)."""
+        job = await self.get(job_id, owner)
+        if job.status is not JobStatus.MODAL:
+            raise ActionNotAvailable(f"Job {job.id} is {job.status.value}, not waiting for a modal.", param="taskId")
+        if word := self.banned.find(prompt):
+            raise PromptRejected(word)
+        if job.action is Action.VARY_REGION:
+            if mask_png is None:
+                raise InvalidRequest("Vary (Region) needs a mask.", param="maskBase64")
+            job.inputs.append(await self.ingester.keep_input(job.id, ImageInput("mask.png", "image/png", mask_png), "mask.png"))
+        job.modal_prompt = prompt
+        job.prompt = prompt
+        job.status = JobStatus.NOT_START
+        if not await self.store.update(job, expect_status=JobStatus.MODAL):
+            raise ActionNotAvailable(f"Job {job.id} was already submitted.", param="taskId")
+        self._place(job)
+        self.bus.publish(job)
+        return job
+
+    async def cancel(self, job_id: str, owner: str | None = None) -> Job:
+        job = await self.get(job_id, owner)
+        if job.status.finished:
+            return job
+        self.scheduler.remove(job.id)
+        task = self._tasks.pop(job.id, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        job = await self.get(job_id)
+        if not job.status.finished:
+            await self._finish(job, JobStatus.CANCEL, reason="Cancelled by the caller.", category=ErrorCategory.CANCELLED)
+        return await self.get(job_id)
+
+    # --- internals: admission -----------------------------------------------------------------
+
+    def _extra(self, meta: RequestMeta, **more: str | None) -> dict[str, str]:
+        extra = {k: v for k, v in more.items() if v is not None}
+        if meta.fingerprint:
+            extra["fingerprint"] = meta.fingerprint
+        return extra
+
+    async def _existing(self, meta: RequestMeta) -> Job | None:
+        if meta.idempotency_key:
+            return await self.store.find_by_idempotency(meta.owner, meta.idempotency_key)
+        if meta.is_retry and meta.fingerprint:
+            return await self.store.find_by_fingerprint(meta.owner, meta.fingerprint, since_ms=now_ms() - self._idem_window_ms)
+        return None
+
+    async def _admit(self, job: Job) -> None:
+        """Place first (so a full pool refuses before anything is written), then persist, then
+        let it run: the ticket cannot start before the insert because the pump runs on this
+        loop only after we yield, and the runner re-reads the job from the store."""
+        account_id = self._place(job)
+        job.account_id = account_id
+        try:
+            await self.store.insert(job)
+        except BaseException:
+            self.scheduler.remove(job.id)
+            raise
+        self.bus.publish(job)
+
+    def _place(self, job: Job, excluded: frozenset[str] = frozenset()) -> str:
+        pinned = job.account_id if job.parent_id else None
+        ticket = Ticket(
+            job_id=job.id,
+            mode=job.mode,
+            pinned_account=pinned,
+            run=lambda account: self._runner(job.id, account),
+            orphaned=lambda err: self._orphaned(job.id, err),
+            excluded=excluded,
+        )
+        return self.scheduler.place(ticket)
+
+    async def _orphaned(self, job_id: str, err: EngineError) -> None:
+        job = await self.store.get(job_id)
+        if job is not None and not job.status.finished:
+            await self._finish(job, JobStatus.FAILURE, reason=err.message, category=err.category)
+
+    # --- internals: running -------------------------------------------------------------------
+
+    async def _runner(self, job_id: str, account: Account) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks[job_id] = task
+        try:
+            await self._execute(job_id, account)
+        finally:
+            if self._tasks.get(job_id) is task:
+                del self._tasks[job_id]
+
+    def _deadline_ms(self, job: Job) -> int:
+        return job.created_at + int(self.timeouts.for_mode(job.mode) * 1000)
+
+    async def _execute(self, job_id: str, account: Account) -> None:
+        job = await self.store.get(job_id)
+        if job is None or job.status is not JobStatus.NOT_START:
+            return
+        job.account_id = account.id
+        try:
+            op = await self._operation(job)
+        except (FileNotFoundError, EngineError) as exc:
+            await self._finish(job, JobStatus.FAILURE, reason=f"Cannot rebuild the job: {exc}", category=ErrorCategory.INTERNAL)
+            return
+
+        async def before_send(nonce: str) -> None:
+            job.status = JobStatus.SUBMITTED
+            job.nonce = nonce
+            job.attempts += 1
+            job.started_at = now_ms()
+            if not await self.store.update(job, expect_status=JobStatus.NOT_START):
+                # someone else (a cancel, another replica) changed it: never send
+                raise NotSent(_err(ErrorCategory.CANCELLED, "The job changed before it was sent."))
+            self.bus.publish(job)
+
+        remaining = max(0.0, (self._deadline_ms(job) - now_ms()) / 1000)
+        await self._drive(job, account, lambda emit: account.run(op, job.mode, emit, before_send=before_send), remaining)
+
+    async def _drive(self, job: Job, account: Account, call: Any, remaining: float) -> None:
+        """Run an account call for a job, apply its events, and end the job."""
+        tracker = _Progress(self, job)
+        try:
+            async with asyncio.timeout(remaining):
+                output: JobOutput = await call(tracker.emit)
+        except NotSent as exc:
+            current = await self.store.get(job.id)
+            if current is not None and current.status is JobStatus.NOT_START:
+                try:
+                    self._place(current, excluded=frozenset({account.id}))
+                    log.info("job %s not sent on %s (%s); placed again", job.id, account.id, exc.error.message)
+                    return
+                except EngineError as err:
+                    await self._finish(current, JobStatus.FAILURE, reason=err.message, category=err.category)
+                    return
+            return
+        except JobFailed as exc:
+            await tracker.settled()
+            await self._finish(job, JobStatus.FAILURE, reason=exc.error.message, category=exc.error.category)
+            return
+        except TimeoutError:
+            await tracker.settled()
+            limit = int(self.timeouts.for_mode(job.mode))
+            await self._finish(
+                job, JobStatus.FAILURE, reason=f"The job did not finish within {limit} s ({job.mode.value} mode).", category=ErrorCategory.TIMEOUT
+            )
+            return
+        except asyncio.CancelledError:
+            await tracker.settled()
+            raise
+        except Exception as exc:  # a bug, not Midjourney: fail the job, keep the service up
+            log.exception("job %s failed unexpectedly", job.id)
+            await tracker.settled()
+            await self._finish(job, JobStatus.FAILURE, reason=f"Internal error: {type(exc).__name__}", category=ErrorCategory.INTERNAL)
+            return
+        await tracker.settled()
+        await self._succeed(job, output)
+
+    async def _succeed(self, job: Job, out: JobOutput) -> None:
+        async with self._lock(job.id):
+            job.account_id = out.account_id
+            job.message_id = out.message_id
+            job.message_flags = out.message_flags
+            job.job_hash = out.job_hash
+            job.buttons = list(out.buttons)
+            job.result_texts = list(out.texts)
+            if out.prompt:
+                job.final_prompt = out.prompt
+            job.source_image_url = out.image_url
+        try:
+            images = await self.ingester.ingest(job, out)
+        except Exception as exc:
+            log.warning("job %s: could not re-host its image: %s", job.id, exc)
+            await self._finish(job, JobStatus.FAILURE, reason="Midjourney finished, but its image could not be downloaded.", category=ErrorCategory.RETRYABLE)
+            return
+        if images is not None:
+            job.image = images.image
+            job.images = images.tiles
+        job.progress = 100
+        await self._finish(job, JobStatus.SUCCESS)
+
+    async def _finish(self, job: Job, status: JobStatus, *, reason: str | None = None, category: ErrorCategory | None = None) -> None:
+        async with self._lock(job.id):
+            current = await self.store.get(job.id)
+            if current is not None and current.status.finished:
+                return  # first ending wins (e.g. a cancel raced a success)
+            job.status = status
+            job.finished_at = now_ms()
+            if status is not JobStatus.SUCCESS:
+                job.fail_reason = reason
+                job.error_category = category
+            await self.store.update(job)
+        self.bus.publish(msgspec.structs.replace(job))
+        self._locks.pop(job.id, None)
+
+    def _lock(self, job_id: str) -> asyncio.Lock:
+        lock = self._locks.get(job_id)
+        if lock is None:
+            lock = self._locks[job_id] = asyncio.Lock()
+        return lock
+
+    async def _operation(self, job: Job) -> Operation:
+        """Build what the account runs from the stored job (the same path after a restart)."""
+        inputs = [await self.ingester.load_input(ref, f"image{i}.{_ext(ref.content_type)}") for i, ref in enumerate(job.inputs)]
+        if job.action is Action.IMAGINE and job.parent_id is None:
+            return Imagine(prompt=job.prompt, images=tuple(inputs), bot=job.bot)
+        if job.action is Action.DESCRIBE:
+            return Describe(image=inputs[0] if inputs else None, link=job.extra.get("link"), bot=job.bot)
+        if job.action is Action.BLEND:
+            dims = job.extra.get("dimensions", "square")
+            return Blend(images=tuple(inputs), dimensions=dims if dims in _BLEND_AR else "square", bot=job.bot)  # type: ignore[arg-type]
+        if job.action is Action.SHORTEN:
+            return Shorten(prompt=job.prompt, bot=job.bot)
+        parent = await self.store.get(job.parent_id or "")
+        if parent is None or parent.message_id is None or job.custom_id is None:
+            raise InvalidRequest("the parent job is gone")
+        # the mask is the only input a follow-up keeps
+        mask = inputs[-1].data if job.action is Action.VARY_REGION and inputs else None
+        return PressButton(
+            message_id=parent.message_id,
+            custom_id=job.custom_id,
+            message_flags=parent.message_flags,
+            bot=job.bot,
+            prompt=job.modal_prompt,
+            mask_png=mask,
+        )
+
+    # --- internals: recovery and the watchdog -------------------------------------------------
+
+    async def _recover(self) -> None:
+        for job in await self.store.list_unfinished():
+            if job.status is JobStatus.NOT_START:
+                try:
+                    job.account_id = self._place(job)
+                    await self.store.update(job)
+                    log.info("recovery: job %s queued again", job.id)
+                except EngineError as err:
+                    await self._finish(job, JobStatus.FAILURE, reason=err.message, category=err.category)
+            elif job.status in _RUNNING:
+                self._spawn(self._reattach(job), f"recover-{job.id}")
+
+    async def _reattach(self, job: Job) -> None:
+        account = self.scheduler.account(job.account_id or "")
+        if account is None:
+            await self._finish(job, JobStatus.FAILURE, reason="The account that ran this job is no longer configured.", category=ErrorCategory.ACCOUNT)
+            return
+        try:
+            async with asyncio.timeout(self._recovery_wait):
+                while account.status().state is not AccountState.READY:
+                    if account.status().state in (AccountState.DISABLED, AccountState.STOPPED):
+                        raise NoAccountAvailable("account unusable")
+                    await asyncio.sleep(0.05)
+        except (TimeoutError, NoAccountAvailable):
+            await self._finish(job, JobStatus.FAILURE, reason="The job was running when the service restarted and its account did not come back.", category=ErrorCategory.ACCOUNT)
+            return
+        op = await self._operation(job)
+        probe = RecoveryProbe(
+            operation=op,
+            submitted_at_ms=job.started_at or job.created_at,
+            nonce=job.nonce,
+            progress_message_id=job.progress_message_id,
+            prompt=job.final_prompt or job.prompt,
+        )
+        log.info("recovery: re-attaching job %s on %s", job.id, account.id)
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks[job.id] = task
+        try:
+            remaining = max(1.0, (self._deadline_ms(job) - now_ms()) / 1000)
+            await self._drive(job, account, lambda emit: account.recover(probe, emit), remaining)
+        finally:
+            self._tasks.pop(job.id, None)
+
+    async def _sweep(self) -> None:
+        """Fail queued jobs whose deadline passed before they got an account slot."""
+        while True:
+            await asyncio.sleep(self._sweep_interval)
+            try:
+                for job in await self.store.list_unfinished():
+                    if job.status is JobStatus.NOT_START and now_ms() > self._deadline_ms(job) and self.scheduler.remove(job.id):
+                        await self._finish(job, JobStatus.FAILURE, reason="The job waited too long for a free account.", category=ErrorCategory.TIMEOUT)
+            except Exception:
+                log.exception("sweeper pass failed")
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+class _Progress:
+    """Applies an account's events to a job: store writes are serialised per job, previews are
+    fetched in the background and never published after the job has ended."""
+
+    def __init__(self, service: JobService, job: Job) -> None:
+        self.s = service
+        self.job = job
+        self._pending: set[asyncio.Task[None]] = set()
+        self._preview_step = 0
+
+    def emit(self, ev: JobEvent) -> None:
+        job = self.job
+        if job.status.finished:
+            return
+        if ev.nonce and not job.nonce:
+            job.nonce = ev.nonce
+        if ev.message_id:
+            job.progress_message_id = ev.message_id
+        if ev.prompt:
+            job.final_prompt = ev.prompt
+        if ev.kind == "progress":
+            job.status = JobStatus.IN_PROGRESS
+            job.progress = max(job.progress, min(ev.progress, 99))
+        elif ev.kind in ("waiting", "queued") and job.status is JobStatus.NOT_START:
+            job.status = JobStatus.SUBMITTED
+        if job.started_at is None:
+            job.started_at = now_ms()
+        preview = ev.preview_url if ev.preview_url and ev.preview_url != job.preview_url else None
+        if preview:
+            job.preview_url = preview
+        self._later(self._save())
+        if preview:
+            self._preview_step += 1
+            self._later(self._fetch_preview(preview, self._preview_step))
+
+    def _later(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _save(self) -> None:
+        async with self.s._lock(self.job.id):
+            if not self.job.status.finished:
+                await self.s.store.update(self.job)
+                self.s.bus.publish(msgspec.structs.replace(self.job))
+
+    async def _fetch_preview(self, url: str, step: int) -> None:
+        try:
+            ref = await self.s.ingester.preview(self.job, url, step)
+        except Exception as exc:
+            log.debug("job %s: preview not fetched: %s", self.job.id, exc)
+            return
+        if step == self._preview_step:  # only the newest preview counts
+            self.job.preview_image = ref
+            await self._save()
+
+    async def settled(self) -> None:
+        """Wait for (or drop) background work before the job's final write."""
+        if self._pending:
+            await asyncio.wait(list(self._pending), timeout=5)
+
+
+def _err(category: ErrorCategory, message: str) -> BackendError:
+    return BackendError(category=category, message=message)
+
+
+def _ext(content_type: str) -> str:
+    return {"image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}.get(content_type, "png")
+
+
+def _safe_name(name: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[-60:]
+    return keep or "image"
