@@ -1,0 +1,181 @@
+"""Pixel work on result images: split Midjourney's 2x2 grid, convert to the caller's
+`output_format`, make small previews for streamed partial images.
+
+Everything here is synchronous CPU work; callers on the event loop use the `*_async` twins (or
+`run_image_op`), which run it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Callable
+from typing import Literal, ParamSpec, TypeVar
+
+from PIL import Image
+
+from adapter.media.decoding import DEFAULT_MAX_PIXELS, ImageError, load_image, open_image
+
+OutputFormat = Literal["png", "jpeg", "webp"]
+
+_PIL_FORMAT: dict[str, str] = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP"}
+_MIME: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+# What a JPEG flattens transparency onto: white, like every image viewer shows it.
+_MATTE = (255, 255, 255)
+_DEFAULT_QUALITY = 95
+_PREVIEW_QUALITY = 80
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def content_type_of(fmt: str) -> str:
+    return _MIME.get(normalize_format(fmt), "application/octet-stream")
+
+
+def normalize_format(fmt: str) -> OutputFormat:
+    f = fmt.lower().strip()
+    if f == "jpg":
+        f = "jpeg"
+    if f not in _MIME:
+        raise ValueError(f"unsupported output format {fmt!r} (png, jpeg or webp)")
+    return f  # type: ignore[return-value]
+
+
+def _normalized_mode(img: Image.Image) -> Image.Image:
+    """RGB or RGBA (Midjourney grids are RGB; palette/LA/CMYK inputs get converted)."""
+    if img.mode in ("RGB", "RGBA"):
+        return img
+    has_alpha = img.mode in ("LA", "PA", "RGBa", "La") or (
+        img.mode == "P" and "transparency" in img.info
+    )
+    return img.convert("RGBA" if has_alpha else "RGB")
+
+
+def _flatten(img: Image.Image) -> Image.Image:
+    if img.mode != "RGBA":
+        return img.convert("RGB") if img.mode != "RGB" else img
+    background = Image.new("RGB", img.size, _MATTE)
+    background.paste(img, mask=img.getchannel("A"))
+    return background
+
+
+def _encode(img: Image.Image, fmt: OutputFormat, quality: int | None) -> bytes:
+    out = io.BytesIO()
+    if fmt == "png":
+        # lossless: `compression` has no meaning; level 6 is zlib's size/speed middle ground
+        img.save(out, "PNG", compress_level=6)
+    elif fmt == "jpeg":
+        _flatten(img).save(out, "JPEG", quality=quality or _DEFAULT_QUALITY, optimize=True)
+    else:
+        img.save(out, "WEBP", quality=quality or _DEFAULT_QUALITY, method=4)
+    return out.getvalue()
+
+
+def _quality(compression: int | None) -> int | None:
+    # OpenAI's output_compression (0-100, default 100) behaves as a quality percentage: 100 is
+    # the best-looking, biggest file. Pillow's quality 0 is legal but useless, so floor at 1.
+    if compression is None:
+        return None
+    if not 0 <= compression <= 100:
+        raise ValueError("compression must be between 0 and 100")
+    return max(1, compression)
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from the header alone."""
+    return open_image(data).size
+
+
+def image_format(data: bytes) -> str:
+    """"png" | "jpeg" | "webp" | "gif", from the bytes."""
+    return (open_image(data).format or "").lower()
+
+
+def split_grid(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[bytes]:
+    """A 2x2 grid -> 4 PNGs in Midjourney's numbering: 1 top-left, 2 top-right, 3 bottom-left,
+    4 bottom-right. Odd sizes split at the integer half; the right/bottom tiles take the extra
+    row/column so no pixel is lost."""
+    img = _normalized_mode(load_image(data, max_pixels=max_pixels))
+    width, height = img.size
+    if width < 2 or height < 2:
+        raise ImageError("not_image", "the grid is too small to split")
+    mid_x, mid_y = width // 2, height // 2
+    boxes = [
+        (0, 0, mid_x, mid_y),
+        (mid_x, 0, width, mid_y),
+        (0, mid_y, mid_x, height),
+        (mid_x, mid_y, width, height),
+    ]
+    return [_encode(img.crop(box), "png", None) for box in boxes]
+
+
+def convert(
+    data: bytes,
+    fmt: OutputFormat | str,
+    compression: int | None = None,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> bytes:
+    """Re-encode as png/jpeg/webp. `compression` is OpenAI's output_compression (0-100, a quality
+    percentage for jpeg/webp, ignored for png). Already in the asked format with no compression
+    asked -> the same bytes back, untouched."""
+    target = normalize_format(fmt)
+    quality = _quality(compression)
+    if quality is None and image_format(data) == target:
+        return data
+    img = _normalized_mode(load_image(data, max_pixels=max_pixels))
+    return _encode(img, target, quality)
+
+
+def preview(
+    data: bytes,
+    max_side: int = 512,
+    fmt: OutputFormat | str = "jpeg",
+    *,
+    quality: int = _PREVIEW_QUALITY,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> bytes:
+    """A downscaled copy (longest side <= max_side, aspect kept, never enlarged) for streaming
+    partial images, where size matters more than fidelity."""
+    if max_side < 1:
+        raise ValueError("max_side must be positive")
+    target = normalize_format(fmt)
+    img = open_image(data, max_pixels=max_pixels)
+    # JPEG draft mode decodes at a reduced scale directly: much less work for a thumbnail
+    img.draft("RGB", (max_side, max_side))
+    img = _normalized_mode(_load_opened(img))
+    img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return _encode(img, target, None if target == "png" else quality)
+
+
+def _load_opened(img: Image.Image) -> Image.Image:
+    try:
+        img.load()
+    except (OSError, ValueError, SyntaxError, EOFError):
+        raise ImageError("not_image", "the image data is corrupt or truncated") from None
+    return img
+
+
+# -- async twins -----------------------------------------------------------------------------------
+
+
+async def run_image_op(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    """Run any of the functions above in a worker thread."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+async def split_grid_async(data: bytes) -> list[bytes]:
+    return await asyncio.to_thread(split_grid, data)
+
+
+async def convert_async(data: bytes, fmt: OutputFormat | str, compression: int | None = None) -> bytes:
+    return await asyncio.to_thread(convert, data, fmt, compression)
+
+
+async def preview_async(data: bytes, max_side: int = 512, fmt: OutputFormat | str = "jpeg") -> bytes:
+    return await asyncio.to_thread(preview, data, max_side, fmt)
+
+
+async def image_size_async(data: bytes) -> tuple[int, int]:
+    return await asyncio.to_thread(image_size, data)
