@@ -1,0 +1,215 @@
+"""Where re-hosted result images live, and the URLs they are served at.
+
+Discord CDN links expire, so every result is stored once and served from
+`<public base>/images/<key>`. A key is `<job id>/<token>-<name>.<ext>`: the token (128 random
+bits) makes it unguessable, so the URL itself is the capability to read the image, and the job id
+in front lets a chat follow-up ("U2" under a pasted image URL) find the job that made it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import re
+import secrets
+import shutil
+import urllib.parse
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import msgspec
+
+from adapter.domain.jobs import ImageRef
+from adapter.media.decoding import mime_of, open_image
+
+_JOB_ID = r"[A-Za-z0-9_-]{1,64}"
+_TOKEN = r"[a-z2-7]{26}"  # 16 random bytes, base32, lower case, unpadded
+_NAME = r"[A-Za-z0-9_-]{1,64}"
+JOB_ID_RE = re.compile(_JOB_ID)
+KEY_RE = re.compile(
+    rf"(?P<job>{_JOB_ID})/(?P<token>{_TOKEN})-(?P<name>{_NAME})\.(?P<ext>png|jpg|webp|gif)"
+)
+
+_EXT_BY_MIME = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+_MIME_BY_EXT = {ext: mime for mime, ext in _EXT_BY_MIME.items()}
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+_IMAGE_SUFFIX = re.compile(r"\.(png|jpe?g|webp|gif)$", re.IGNORECASE)
+
+
+class StoredImage(msgspec.Struct, frozen=True):
+    data: bytes
+    content_type: str
+    path: Path | None = None  # set by stores on a local disk, for zero-copy file responses
+
+    def __repr__(self) -> str:
+        return f"StoredImage({self.content_type}, {len(self.data)} bytes)"
+
+
+@runtime_checkable
+class ImageStore(Protocol):
+    async def put(self, data: bytes, content_type: str, *, job_id: str, name: str) -> ImageRef:
+        """Store an image; the returned ref's key is new and unguessable. The content type is
+        sniffed from the bytes (the argument is only a fallback hint)."""
+        ...
+
+    async def get(self, key: str) -> StoredImage | None: ...
+
+    async def path(self, key: str) -> Path | None:
+        """A local file holding the image, for stores that have one; else None."""
+        ...
+
+    async def delete_job(self, job_id: str) -> None: ...
+
+
+# -- keys ------------------------------------------------------------------------------------------
+
+
+def is_valid_job_id(job_id: str) -> bool:
+    return JOB_ID_RE.fullmatch(job_id) is not None
+
+
+def is_valid_key(key: str) -> bool:
+    return KEY_RE.fullmatch(key) is not None
+
+
+def new_key(job_id: str, name: str, content_type: str) -> str:
+    if not is_valid_job_id(job_id):
+        raise ValueError("invalid job id")
+    ext = _EXT_BY_MIME.get(content_type.split(";", 1)[0].strip().lower())
+    if ext is None:
+        raise ValueError(f"unsupported image type {content_type!r}")
+    # callers often pass a file name ("result.png"); the real extension comes from the bytes
+    stem = _IMAGE_SUFFIX.sub("", name)
+    safe_name = _UNSAFE_NAME_CHARS.sub("-", stem).strip("-")[:32] or "image"
+    token = base64.b32encode(secrets.token_bytes(16)).decode("ascii").rstrip("=").lower()
+    return f"{job_id}/{token}-{safe_name}.{ext}"
+
+
+def job_id_from_key(key: str) -> str | None:
+    m = KEY_RE.fullmatch(key)
+    return m.group("job") if m else None
+
+
+def content_type_from_key(key: str) -> str | None:
+    m = KEY_RE.fullmatch(key)
+    return _MIME_BY_EXT[m.group("ext")] if m else None
+
+
+# -- URLs ------------------------------------------------------------------------------------------
+
+
+def image_url(public_base: str, key: str) -> str:
+    return f"{public_base.rstrip('/')}/images/{key}"
+
+
+def key_from_url(url: str, public_base: str | None = None) -> str | None:
+    """The store key inside one of our image URLs, or None if the URL is not one.
+
+    With `public_base`, only URLs under that base count; without it any URL whose path ends in
+    `/images/<job id>/<file>` does (the adapter may sit behind several names or proxies)."""
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+    except ValueError:
+        return None
+    path = parts.path
+    if public_base is not None:
+        try:
+            base = urllib.parse.urlsplit(public_base.strip().rstrip("/"))
+        except ValueError:
+            return None
+        if base.netloc and (parts.scheme.lower(), parts.netloc.lower()) != (
+            base.scheme.lower(),
+            base.netloc.lower(),
+        ):
+            return None
+        prefix = base.path.rstrip("/") + "/images/"
+        if not path.startswith(prefix):
+            return None
+        candidate = path[len(prefix) :]
+    else:
+        segments = path.split("/")
+        if len(segments) < 3 or segments[-3] != "images":
+            return None
+        candidate = f"{segments[-2]}/{segments[-1]}"
+    candidate = urllib.parse.unquote(candidate)
+    return candidate if is_valid_key(candidate) else None
+
+
+# -- local directory -------------------------------------------------------------------------------
+
+
+def _sniff(data: bytes, hint: str) -> tuple[int, int, str]:
+    img = open_image(data)
+    mime = mime_of(img.format)
+    if mime not in _EXT_BY_MIME:
+        mime = hint
+    return img.size[0], img.size[1], mime
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # the temp name starts with "." and has no valid key shape, so it can never be served
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+
+
+class LocalImageStore:
+    """Files under `<root>/images/<job id>/<token>-<name>.<ext>`, i.e. the key is the relative
+    path. Keys are checked against the strict key grammar before touching the disk, so no
+    `..`, absolute path or separator trick can escape the directory."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self._dir = (self.root / "images").resolve()
+
+    def _file(self, key: str) -> Path | None:
+        if not is_valid_key(key):
+            return None
+        job_id, filename = key.split("/", 1)
+        return self._dir / job_id / filename
+
+    async def put(self, data: bytes, content_type: str, *, job_id: str, name: str) -> ImageRef:
+        if not is_valid_job_id(job_id):
+            raise ValueError("invalid job id")
+        width, height, mime = await asyncio.to_thread(_sniff, data, content_type)
+        key = new_key(job_id, name, mime)
+        target = self._file(key)
+        assert target is not None
+        await asyncio.to_thread(_write_atomically, target, data)
+        return ImageRef(key=key, width=width, height=height, content_type=mime)
+
+    async def get(self, key: str) -> StoredImage | None:
+        target = self._file(key)
+        if target is None:
+            return None
+        data = await asyncio.to_thread(_read, target)
+        if data is None:
+            return None
+        return StoredImage(data=data, content_type=content_type_from_key(key) or "", path=target)
+
+    async def path(self, key: str) -> Path | None:
+        target = self._file(key)
+        if target is None:
+            return None
+        return target if await asyncio.to_thread(target.is_file) else None
+
+    async def delete_job(self, job_id: str) -> None:
+        if not is_valid_job_id(job_id):
+            raise ValueError("invalid job id")
+        await asyncio.to_thread(shutil.rmtree, self._dir / job_id, True)

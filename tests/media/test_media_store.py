@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from adapter.domain.job_ids import new_job_id
+from adapter.domain.jobs import ImageRef
+from adapter.media.decoding import ImageError
+from adapter.media.store import (
+    ImageStore,
+    LocalImageStore,
+    StoredImage,
+    image_url,
+    is_valid_key,
+    job_id_from_key,
+    key_from_url,
+    new_key,
+)
+
+from .conftest import make_image
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalImageStore:
+    return LocalImageStore(tmp_path)
+
+
+async def test_round_trip(store: LocalImageStore, tmp_path: Path) -> None:
+    job_id = new_job_id()
+    png = make_image("PNG", (12, 7))
+    ref = await store.put(png, "image/png", job_id=job_id, name="1")
+    assert isinstance(ref, ImageRef)
+    assert (ref.width, ref.height, ref.content_type) == (12, 7, "image/png")
+    assert ref.key.startswith(f"{job_id}/") and ref.key.endswith("-1.png")
+    assert job_id_from_key(ref.key) == job_id
+
+    got = await store.get(ref.key)
+    assert isinstance(got, StoredImage)
+    assert got.data == png and got.content_type == "image/png"
+    path = await store.path(ref.key)
+    assert path is not None and path.read_bytes() == png
+    assert path == got.path
+    assert path.is_relative_to(tmp_path / "images" / job_id)
+    # written atomically: no temp files left behind
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+    assert isinstance(store, ImageStore)
+
+
+async def test_content_type_comes_from_the_bytes(store: LocalImageStore) -> None:
+    webp = make_image("WEBP", (5, 5))
+    ref = await store.put(webp, "image/png", job_id="j_abc", name="result.png")
+    assert ref.content_type == "image/webp"
+    assert ref.key.endswith("-result.webp")
+    stored = await store.get(ref.key)
+    assert stored is not None and stored.content_type == "image/webp"
+    jpeg_ref = await store.put(make_image("JPEG", (4, 4)), "image/jpeg", job_id="j_abc", name="x")
+    assert jpeg_ref.key.endswith(".jpg")
+
+
+async def test_non_image_refused(store: LocalImageStore, tmp_path: Path) -> None:
+    with pytest.raises(ImageError):
+        await store.put(b"hello", "image/png", job_id="j_abc", name="1")
+    assert not (tmp_path / "images" / "j_abc").exists()
+
+
+@pytest.mark.parametrize("job_id", ["", "..", "a/b", "../etc", "x" * 65, "j abc", "j_ü"])
+async def test_invalid_job_ids_refused(store: LocalImageStore, job_id: str) -> None:
+    with pytest.raises(ValueError):
+        await store.put(make_image(), "image/png", job_id=job_id, name="1")
+    with pytest.raises(ValueError):
+        await store.delete_job(job_id)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "../secret.png",
+        "j_abc/../../etc/passwd",
+        "/etc/passwd",
+        "j_abc/..",
+        "j_abc\\..\\x.png",
+        "j_abc/aaaaaaaaaaaaaaaaaaaaaaaaaa-1.png/../../x",
+        "j_abc/aaaaaaaaaaaaaaaaaaaaaaaaaa-1.exe",
+        "j_abc/short-1.png",
+        "",
+    ],
+)
+async def test_traversal_and_malformed_keys_refused(store: LocalImageStore, tmp_path: Path, key: str) -> None:
+    (tmp_path / "secret.png").write_bytes(make_image())
+    assert await store.get(key) is None
+    assert await store.path(key) is None
+    assert job_id_from_key(key) is None
+    assert not is_valid_key(key)
+
+
+async def test_missing_key_is_none(store: LocalImageStore) -> None:
+    key = new_key("j_abc", "1", "image/png")
+    assert is_valid_key(key)
+    assert await store.get(key) is None
+    assert await store.path(key) is None
+
+
+async def test_keys_unguessable_and_unique(store: LocalImageStore) -> None:
+    png = make_image()
+    refs = await asyncio.gather(*(store.put(png, "image/png", job_id="j_same", name="1") for _ in range(50)))
+    keys = {r.key for r in refs}
+    assert len(keys) == 50
+    for key in keys:
+        token = key.split("/", 1)[1].split("-", 1)[0]
+        assert len(token) == 26  # 130 bits of base32 carrying 128 random bits
+        assert token.isalnum() and token == token.lower()
+    # url-safe as is
+    for key in keys:
+        assert all(c.isalnum() or c in "/_-." for c in key)
+    for key in keys:
+        stored = await store.get(key)
+        assert stored is not None and stored.data == png
+
+
+async def test_names_are_sanitised() -> None:
+    key = new_key("j_abc", "../../we ird/näme.png", "image/png")
+    assert is_valid_key(key)
+    assert key.startswith("j_abc/") and "/" not in key.split("/", 1)[1]
+    assert new_key("j_abc", "", "image/gif").endswith("-image.gif")
+    with pytest.raises(ValueError):
+        new_key("j_abc", "x", "text/html")
+
+
+async def test_delete_job(store: LocalImageStore) -> None:
+    a = await store.put(make_image(), "image/png", job_id="j_a", name="1")
+    b = await store.put(make_image(), "image/png", job_id="j_b", name="1")
+    await store.delete_job("j_a")
+    assert await store.get(a.key) is None
+    assert await store.get(b.key) is not None
+    await store.delete_job("j_a")  # idempotent
+    await store.delete_job("j_never")
+
+
+def test_image_url_and_back() -> None:
+    key = new_key("j_abcdefghijklmnopqrst", "2", "image/png")
+    url = image_url("https://mj.example.com/", key)
+    assert url == f"https://mj.example.com/images/{key}"
+    assert key_from_url(url) == key
+    assert key_from_url(url, "https://mj.example.com") == key
+    assert key_from_url(url, "https://MJ.example.com/") == key
+    assert key_from_url(url + "?download=1#x") == key
+    # a base with a path prefix (behind a reverse proxy)
+    prefixed = image_url("http://host:8080/mj", key)
+    assert prefixed == f"http://host:8080/mj/images/{key}"
+    assert key_from_url(prefixed, "http://host:8080/mj/") == key
+    assert key_from_url(prefixed) == key
+    assert job_id_from_key(key_from_url(prefixed) or "") == "j_abcdefghijklmnopqrst"
+
+
+@pytest.mark.parametrize(
+    "url,base",
+    [
+        ("https://other.example/images/{key}", "https://mj.example.com"),
+        ("http://mj.example.com/images/{key}", "https://mj.example.com"),
+        ("https://mj.example.com/files/{key}", None),
+        ("https://mj.example.com/images/../{key}", None),
+        ("https://mj.example.com/images/j_a/not-a-key.png", None),
+        ("https://cdn.discordapp.com/attachments/1/2/grid_0.webp", None),
+        ("not a url", None),
+        ("", None),
+    ],
+)
+def test_key_from_url_rejects_foreign_urls(url: str, base: str | None) -> None:
+    key = new_key("j_a", "1", "image/png")
+    assert key_from_url(url.format(key=key), base) is None
