@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import shutil
+import ssl
+import subprocess
+from pathlib import Path
 from collections.abc import AsyncIterator
 
 import msgspec
@@ -50,8 +54,8 @@ class LoopbackServer:
     def paths_seen(self) -> list[str]:
         return [r.path for r in self.requests]
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+    async def start(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=ssl_context)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -113,6 +117,43 @@ class LoopbackServer:
 async def server() -> AsyncIterator[LoopbackServer]:
     srv = LoopbackServer()
     await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+class TlsFiles(msgspec.Struct):
+    cert: Path
+    key: Path
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> TlsFiles:
+    """A throwaway self-signed certificate for the name "img.test" (needs the openssl CLI)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl CLI not available")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1",
+            "-subj", "/CN=img.test", "-addext", "subjectAltName=DNS:img.test",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    return TlsFiles(cert=cert, key=key)
+
+
+@pytest.fixture
+async def tls_server(tls_files: TlsFiles) -> AsyncIterator[LoopbackServer]:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(tls_files.cert, tls_files.key)
+    srv = LoopbackServer()
+    await srv.start(ctx)
     try:
         yield srv
     finally:

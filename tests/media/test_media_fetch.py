@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import gzip
 import socket
+import ssl
 
 import httpx
 import pytest
@@ -19,7 +20,7 @@ from adapter.media.fetch import (
     sniff_image,
 )
 
-from .conftest import LoopbackServer, make_image
+from .conftest import LoopbackServer, TlsFiles, make_image
 
 LOOPBACK_OK = FetchPolicy(allow_hosts=("127.0.0.1",), timeout=5.0)
 
@@ -430,3 +431,24 @@ def test_fetch_error_shape() -> None:
     assert (err.code, err.message, str(err)) == ("timeout", "took too long", "took too long")
     with pytest.raises(AssertionError):
         FetchError("bogus", "x")
+
+
+# -- TLS: the connection goes to the checked IP, the certificate is checked against the name ------
+
+
+async def test_https_pinned_connection_verifies_certificate_for_the_name(
+    tls_server: LoopbackServer, tls_files: TlsFiles
+) -> None:
+    png = make_image("PNG", (6, 6))
+    tls_server.route("/a.png", body=png)
+    verify = ssl.create_default_context(cafile=str(tls_files.cert))
+    resolver = fixed_resolver({"img.test": ["127.0.0.1"], "other.test": ["127.0.0.1"]})
+    policy = FetchPolicy(allow_hosts=("127.0.0.1",), timeout=5.0)
+    async with httpx.AsyncClient(verify=verify, trust_env=False) as client:
+        fetcher = ImageFetcher(policy, client=client, resolver=resolver)
+        got = await fetcher.fetch(f"https://img.test:{tls_server.port}/a.png")
+        assert got.data == png
+        assert tls_server.requests[-1].headers["host"] == f"img.test:{tls_server.port}"
+        # same IP, a name the certificate does not cover: the TLS check must fail
+        await expect_error(fetcher, f"https://other.test:{tls_server.port}/a.png", "unreachable")
+    assert tls_server.paths_seen() == ["/a.png"]
