@@ -1,0 +1,37 @@
+"""API keys -> the owner id stored on jobs. One mapping for every front door."""
+
+from __future__ import annotations
+
+import hmac
+
+from adapter.config import Secret, key_id
+
+
+class KeyRing:
+    def __init__(self, keys: tuple[Secret, ...]) -> None:
+        self._keys = {k.reveal(): key_id(k.reveal()) for k in keys}
+
+    @property
+    def open(self) -> bool:
+        """No keys configured: every caller is the same anonymous owner."""
+        return not self._keys
+
+    def owner(self, presented: str | None) -> str | None:
+        """The owner id for a presented key, None if it is not one of ours."""
+        if self.open:
+            return ""
+        if not presented:
+            return None
+        for key, owner in self._keys.items():
+            if hmac.compare_digest(key.encode(), presented.encode()):
+                return owner
+        return None
+
+
+def bearer(value: str | None) -> str | None:
+    if not value:
+        return None
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None

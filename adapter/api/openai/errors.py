@@ -1,0 +1,135 @@
+"""OpenAI's error object and the mapping from engine refusals and job failures to it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+
+from adapter.domain.errors import ErrorCategory
+from adapter.domain.jobs import Job
+from adapter.engine.errors import (
+    ActionNotAvailable,
+    EngineError,
+    InvalidRequest,
+    JobNotFound,
+    NoAccountAvailable,
+    PromptRejected,
+    QueueFull,
+)
+
+
+class ErrorBody(msgspec.Struct):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorEnvelope(msgspec.Struct):
+    error: ErrorBody
+
+
+class OpenAIError(Exception):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = ErrorBody(message=message, type=type, param=param, code=code)
+        self.headers = headers or {}
+
+    def envelope(self) -> ErrorEnvelope:
+        return ErrorEnvelope(error=self.body)
+
+
+def invalid(message: str, param: str | None = None, code: str | None = None) -> OpenAIError:
+    return OpenAIError(400, message, param=param, code=code)
+
+
+def from_engine(exc: EngineError) -> OpenAIError:
+    if isinstance(exc, PromptRejected):
+        return OpenAIError(400, exc.message, param="prompt", code="content_policy_violation", headers={"x-should-retry": "false"})
+    if isinstance(exc, QueueFull):
+        return OpenAIError(
+            429, exc.message, type="rate_limit_error", code="queue_full", headers={"Retry-After": str(exc.retry_after)}
+        )
+    if isinstance(exc, NoAccountAvailable):
+        return OpenAIError(
+            503, exc.message, type="server_error", code="no_account_available", headers={"Retry-After": str(exc.retry_after)}
+        )
+    if isinstance(exc, JobNotFound):
+        return OpenAIError(404, exc.message, param=exc.param, code="not_found")
+    if isinstance(exc, (ActionNotAvailable, InvalidRequest)):
+        return OpenAIError(400, exc.message, param=exc.param, code="invalid_action" if isinstance(exc, ActionNotAvailable) else None)
+    return OpenAIError(500, exc.message, type="server_error", headers={"x-should-retry": "false"})
+
+
+def from_failed_job(job: Job) -> OpenAIError:
+    """A job that ended in FAILURE or CANCEL, as the error its request answers with."""
+    reason = job.fail_reason or "The Midjourney job failed."
+    cat = job.error_category
+    if cat is ErrorCategory.CONTENT_POLICY:
+        return OpenAIError(400, reason, param="prompt", code="content_policy_violation", headers={"x-should-retry": "false"})
+    if cat is ErrorCategory.INVALID_REQUEST:
+        return OpenAIError(400, reason, param="prompt", code="invalid_prompt", headers={"x-should-retry": "false"})
+    if cat is ErrorCategory.QUEUE_FULL:
+        return OpenAIError(429, reason, type="rate_limit_error", code="queue_full", headers={"Retry-After": "30"})
+    if cat is ErrorCategory.TIMEOUT:
+        return OpenAIError(504, reason, type="server_error", code="timeout", headers={"x-should-retry": "false"})
+    if cat is ErrorCategory.CANCELLED:
+        return OpenAIError(409, reason, type="invalid_request_error", code="cancelled", headers={"x-should-retry": "false"})
+    # Midjourney-side failures: a retry creates a new job, but the SDK's blind retries would
+    # spend jobs on an account that may be in trouble, so say plainly not to.
+    return OpenAIError(500, reason, type="server_error", code="midjourney_error", headers={"x-should-retry": "false"})
+
+
+def error_response(exc: OpenAIError) -> Response[Any]:
+    return Response(
+        content=msgspec.json.encode(exc.envelope()),
+        status_code=exc.status,
+        media_type="application/json",
+        headers=exc.headers,
+    )
+
+
+def handle_openai_error(_: Request[Any, Any, Any], exc: OpenAIError) -> Response[Any]:
+    return error_response(exc)
+
+
+def handle_engine_error(_: Request[Any, Any, Any], exc: EngineError) -> Response[Any]:
+    return error_response(from_engine(exc))
+
+
+def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    if isinstance(exc, NotFoundException):
+        return error_response(OpenAIError(404, "Unknown URL: this server does not have that endpoint.", code="unknown_url"))
+    if isinstance(exc, ValidationException):
+        return error_response(OpenAIError(400, str(exc.detail)))
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    return error_response(OpenAIError(status, str(exc.detail), type=kind))
+
+
+def handle_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    import logging
+
+    logging.getLogger(__name__).exception("unhandled error", exc_info=exc)
+    return error_response(OpenAIError(500, "Internal server error.", type="server_error"))
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    OpenAIError: handle_openai_error,
+    EngineError: handle_engine_error,
+    HTTPException: handle_http_exception,
+    Exception: handle_unexpected,
+}
