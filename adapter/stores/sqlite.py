@@ -1,0 +1,483 @@
+"""The embedded job store: one SQLite file in WAL mode.
+
+All work runs on one dedicated thread that owns the only connection, so the event loop never
+blocks on disk and writes are serialized without locks of our own. Every write is its own
+`BEGIN IMMEDIATE` transaction: a second process opening the same file waits (busy_timeout)
+instead of interleaving, and with `synchronous=FULL` a commit is on disk before the call
+returns - a job is durable before the caller acknowledges it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal, TypeVar
+
+from adapter.domain.jobs import Job, JobStatus
+from adapter.stores.base import (
+    UNFINISHED_STATUSES,
+    ActionFilter,
+    DuplicateJob,
+    DuplicateOutboxItem,
+    DuplicateRequest,
+    OutboxItem,
+    StatusFilter,
+    StoreError,
+    StoreUnavailable,
+    check_limit,
+    job_fingerprint,
+    normalize_actions,
+    normalize_statuses,
+)
+from adapter.stores.codec import decode_job, decode_outbox, encode_job, encode_outbox
+
+T = TypeVar("T")
+
+Synchronous = Literal["FULL", "NORMAL"]
+
+# Schema history. Step N (1-based) takes the schema from version N-1 to N; a database records
+# the version it is at in `meta`, and `open` applies the missing steps in one transaction. Never
+# edit a released step: append a new one.
+MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        """CREATE TABLE jobs (
+            id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            status TEXT NOT NULL,
+            action TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            idempotency_key TEXT,
+            fingerprint TEXT,
+            message_id TEXT,
+            job_hash TEXT,
+            parent_id TEXT,
+            data BLOB NOT NULL
+        )""",
+        "CREATE INDEX jobs_created ON jobs (created_at, id)",
+        "CREATE INDEX jobs_owner ON jobs (owner, created_at, id)",
+        "CREATE INDEX jobs_status ON jobs (status, created_at, id)",
+        "CREATE INDEX jobs_action ON jobs (action, created_at, id)",
+        # covers count_by_status without touching the rows (which carry the blobs)
+        "CREATE INDEX jobs_status_action ON jobs (status, action)",
+        "CREATE INDEX jobs_idem ON jobs (owner, idempotency_key, created_at) WHERE idempotency_key IS NOT NULL",
+        "CREATE INDEX jobs_fingerprint ON jobs (owner, fingerprint, created_at) WHERE fingerprint IS NOT NULL",
+        "CREATE INDEX jobs_message ON jobs (message_id, created_at) WHERE message_id IS NOT NULL",
+        "CREATE INDEX jobs_hash ON jobs (job_hash, created_at) WHERE job_hash IS NOT NULL",
+        "CREATE INDEX jobs_parent ON jobs (parent_id, created_at) WHERE parent_id IS NOT NULL",
+        """CREATE TABLE outbox (
+            id TEXT PRIMARY KEY,
+            job_id TEXT NOT NULL,
+            url TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            next_attempt_ms INTEGER NOT NULL,
+            data BLOB NOT NULL
+        )""",
+        "CREATE INDEX outbox_due ON outbox (next_attempt_ms, id) WHERE state = 'pending'",
+        "CREATE INDEX outbox_queue ON outbox (job_id, url, seq) WHERE state = 'pending'",
+    ),
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_JOB_COLUMNS = (
+    "id, owner, status, action, created_at, idempotency_key, fingerprint, message_id, job_hash, parent_id, data"
+)
+_NEWEST_FIRST = "ORDER BY created_at DESC, id DESC"
+_CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
+
+
+def _none_if_empty(value: str | None) -> str | None:
+    return value or None
+
+
+def _job_row(job: Job) -> tuple[Any, ...]:
+    return (
+        job.id,
+        job.owner,
+        job.status.value,
+        job.action.value,
+        job.created_at,
+        _none_if_empty(job.idempotency_key),
+        job_fingerprint(job),
+        _none_if_empty(job.message_id),
+        _none_if_empty(job.job_hash),
+        _none_if_empty(job.parent_id),
+        encode_job(job),
+    )
+
+
+@contextlib.contextmanager
+def _write(conn: sqlite3.Connection) -> Iterator[None]:
+    # IMMEDIATE takes the write lock up front, so a read-then-write (dedupe check, CAS) cannot
+    # be overtaken by another connection between its read and its write.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _placeholders(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+class SqliteJobStore:
+    """JobStore on a SQLite file (or ":memory:", which lives as long as the store is open)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: Synchronous = "FULL",
+        busy_timeout_ms: int = 5000,
+    ) -> None:
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError("synchronous must be FULL or NORMAL")
+        self.path = os.fspath(path)
+        self.synchronous: Synchronous = synchronous
+        self.busy_timeout_ms = busy_timeout_ms
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._closing = False
+
+    def __repr__(self) -> str:
+        return f"SqliteJobStore(path={self.path!r})"
+
+    async def __aenter__(self) -> SqliteJobStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._executor is not None:
+            return
+        self._closing = False
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mj-sqlite")
+        try:
+            await self._submit(self._open_sync)
+        except BaseException:
+            await self._submit(self._close_sync)
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
+
+    async def close(self) -> None:
+        executor = self._executor
+        if executor is None or self._closing:
+            return
+        self._closing = True
+        try:
+            # Queued behind any call already submitted, so those finish first.
+            await self._submit(self._close_sync)
+        finally:
+            executor.shutdown(wait=False)
+            self._executor = None
+
+    def _open_sync(self) -> None:
+        if self.path != ":memory:":
+            parent = os.path.dirname(os.path.abspath(self.path))
+            os.makedirs(parent, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout_ms / 1000)
+        self._conn = conn
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        if self.path != ":memory:":
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"could not switch {self.path!r} to WAL (journal_mode={mode})")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        self._migrate(conn)
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        with _write(conn):
+            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"database schema version {version} is newer than this adapter knows ({SCHEMA_VERSION}); "
+                    "upgrade the adapter"
+                )
+            for step in MIGRATIONS[version:]:
+                for statement in step:
+                    conn.execute(statement)
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(SCHEMA_VERSION),),
+            )
+
+    def _close_sync(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA optimize")
+            conn.close()
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    async def _submit(self, fn: Callable[[], T]) -> T:
+        assert self._executor is not None
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def _call(self, fn: Callable[..., T], /, *args: Any) -> T:
+        if self._executor is None or self._closing:
+            raise StoreUnavailable("sqlite job store is not open")
+        return await self._submit(functools.partial(self._guarded, fn, *args))
+
+    def _guarded(self, fn: Callable[..., T], *args: Any) -> T:
+        conn = self._conn
+        if conn is None:
+            raise StoreUnavailable("sqlite job store is not open")
+        try:
+            return fn(conn, *args)
+        except sqlite3.OperationalError as exc:
+            # locked past busy_timeout, disk full, I/O error: the caller may retry later
+            raise StoreUnavailable(f"sqlite: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite: {exc}") from exc
+
+    # --- jobs ---------------------------------------------------------------------------------
+
+    async def insert(
+        self,
+        job: Job,
+        *,
+        idempotency_since_ms: int | None = None,
+        fingerprint_since_ms: int | None = None,
+    ) -> None:
+        await self._call(self._insert_sync, job, idempotency_since_ms, fingerprint_since_ms)
+
+    @staticmethod
+    def _insert_sync(
+        conn: sqlite3.Connection, job: Job, idempotency_since_ms: int | None, fingerprint_since_ms: int | None
+    ) -> None:
+        row = _job_row(job)
+        with _write(conn):
+            key, fingerprint = row[5], row[6]
+            if key is not None and idempotency_since_ms is not None:
+                found = conn.execute(
+                    f"SELECT data FROM jobs WHERE owner = ? AND idempotency_key = ? AND created_at >= ? "
+                    f"{_NEWEST_FIRST} LIMIT 1",
+                    (job.owner, key, idempotency_since_ms),
+                ).fetchone()
+                if found:
+                    raise DuplicateRequest(decode_job(found[0]), matched="idempotency_key")
+            if fingerprint is not None and fingerprint_since_ms is not None:
+                found = conn.execute(
+                    f"SELECT data FROM jobs WHERE owner = ? AND fingerprint = ? AND created_at >= ? "
+                    f"{_NEWEST_FIRST} LIMIT 1",
+                    (job.owner, fingerprint, fingerprint_since_ms),
+                ).fetchone()
+                if found:
+                    raise DuplicateRequest(decode_job(found[0]), matched="fingerprint")
+            try:
+                conn.execute(f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({_placeholders(11)})", row)
+            except sqlite3.IntegrityError as exc:  # the only constraint is the primary key
+                raise DuplicateJob(job.id) from exc
+
+    async def update(self, job: Job, *, expect_status: JobStatus | None = None) -> bool:
+        return await self._call(self._update_sync, job, expect_status)
+
+    @staticmethod
+    def _update_sync(conn: sqlite3.Connection, job: Job, expect_status: JobStatus | None) -> bool:
+        row = _job_row(job)
+        sql = (
+            "UPDATE jobs SET owner = ?, status = ?, action = ?, created_at = ?, idempotency_key = ?, "
+            "fingerprint = ?, message_id = ?, job_hash = ?, parent_id = ?, data = ? WHERE id = ?"
+        )
+        params: tuple[Any, ...] = (*row[1:], job.id)
+        if expect_status is not None:
+            sql += " AND status = ?"
+            params += (JobStatus(expect_status).value,)
+        with _write(conn):
+            return conn.execute(sql, params).rowcount == 1
+
+    async def get(self, job_id: str) -> Job | None:
+        return await self._call(self._one, "SELECT data FROM jobs WHERE id = ?", (job_id,))
+
+    async def get_many(self, ids: Sequence[str]) -> list[Job]:
+        return await self._call(self._get_many_sync, list(ids))
+
+    @staticmethod
+    def _get_many_sync(conn: sqlite3.Connection, ids: list[str]) -> list[Job]:
+        found: dict[str, Job] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), _CHUNK):
+            chunk = unique[start : start + _CHUNK]
+            for job_id, data in conn.execute(
+                f"SELECT id, data FROM jobs WHERE id IN ({_placeholders(len(chunk))})", chunk
+            ):
+                found[job_id] = decode_job(data)
+        return [found[i] for i in ids if i in found]
+
+    async def find_by_idempotency(self, owner: str, key: str, *, since_ms: int | None = None) -> Job | None:
+        if not key:
+            return None
+        return await self._call(
+            self._one,
+            f"SELECT data FROM jobs WHERE owner = ? AND idempotency_key = ? AND created_at >= ? {_NEWEST_FIRST} LIMIT 1",
+            (owner, key, since_ms if since_ms is not None else -(2**63)),
+        )
+
+    async def find_by_fingerprint(self, owner: str, fingerprint: str, *, since_ms: int) -> Job | None:
+        if not fingerprint:
+            return None
+        return await self._call(
+            self._one,
+            f"SELECT data FROM jobs WHERE owner = ? AND fingerprint = ? AND created_at >= ? {_NEWEST_FIRST} LIMIT 1",
+            (owner, fingerprint, since_ms),
+        )
+
+    async def find_by_message(self, message_id: str) -> Job | None:
+        if not message_id:
+            return None
+        return await self._call(
+            self._one, f"SELECT data FROM jobs WHERE message_id = ? {_NEWEST_FIRST} LIMIT 1", (message_id,)
+        )
+
+    async def find_by_job_hash(self, job_hash: str) -> Job | None:
+        if not job_hash:
+            return None
+        return await self._call(
+            self._one, f"SELECT data FROM jobs WHERE job_hash = ? {_NEWEST_FIRST} LIMIT 1", (job_hash,)
+        )
+
+    async def list_unfinished(self) -> list[Job]:
+        statuses = [s.value for s in UNFINISHED_STATUSES]
+        return await self._call(
+            self._many,
+            f"SELECT data FROM jobs WHERE status IN ({_placeholders(len(statuses))}) ORDER BY created_at, id",
+            statuses,
+        )
+
+    async def list_jobs(
+        self,
+        *,
+        owner: str | None = None,
+        status: StatusFilter = None,
+        action: ActionFilter = None,
+        parent_id: str | None = None,
+        limit: int = 100,
+        before_ms: int | None = None,
+    ) -> list[Job]:
+        if check_limit(limit) == 0:
+            return []
+        where: list[str] = []
+        params: list[Any] = []
+        if owner is not None:
+            where.append("owner = ?")
+            params.append(owner)
+        if (statuses := normalize_statuses(status)) is not None:
+            if not statuses:
+                return []
+            where.append(f"status IN ({_placeholders(len(statuses))})")
+            params.extend(s.value for s in statuses)
+        if (actions := normalize_actions(action)) is not None:
+            if not actions:
+                return []
+            where.append(f"action IN ({_placeholders(len(actions))})")
+            params.extend(a.value for a in actions)
+        if parent_id is not None:
+            where.append("parent_id = ?")
+            params.append(parent_id)
+        if before_ms is not None:
+            where.append("created_at < ?")
+            params.append(before_ms)
+        sql = "SELECT data FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" {_NEWEST_FIRST} LIMIT ?"
+        params.append(limit)
+        return await self._call(self._many, sql, params)
+
+    async def count_by_status(self) -> dict[tuple[str, str], int]:
+        return await self._call(self._count_sync)
+
+    @staticmethod
+    def _count_sync(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
+        rows = conn.execute("SELECT status, action, COUNT(*) FROM jobs GROUP BY status, action")
+        return {(status, action): n for status, action, n in rows}
+
+    @staticmethod
+    def _one(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> Job | None:
+        row = conn.execute(sql, params).fetchone()
+        return decode_job(row[0]) if row else None
+
+    @staticmethod
+    def _many(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Job]:
+        return [decode_job(data) for (data,) in conn.execute(sql, params)]
+
+    # --- webhook outbox -----------------------------------------------------------------------
+
+    async def outbox_add(self, item: OutboxItem) -> None:
+        await self._call(self._outbox_add_sync, item)
+
+    @staticmethod
+    def _outbox_add_sync(conn: sqlite3.Connection, item: OutboxItem) -> None:
+        with _write(conn):
+            try:
+                conn.execute(
+                    "INSERT INTO outbox (id, job_id, url, seq, state, next_attempt_ms, data) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (item.id, item.job_id, item.url, item.seq, item.state, item.next_attempt_ms, encode_outbox(item)),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise DuplicateOutboxItem(item.id) from exc
+
+    async def outbox_get(self, item_id: str) -> OutboxItem | None:
+        return await self._call(self._outbox_get_sync, item_id)
+
+    @staticmethod
+    def _outbox_get_sync(conn: sqlite3.Connection, item_id: str) -> OutboxItem | None:
+        row = conn.execute("SELECT data FROM outbox WHERE id = ?", (item_id,)).fetchone()
+        return decode_outbox(row[0]) if row else None
+
+    async def outbox_due(self, now_ms: int, limit: int = 100) -> list[OutboxItem]:
+        if check_limit(limit) == 0:
+            return []
+        return await self._call(self._outbox_due_sync, now_ms, limit)
+
+    @staticmethod
+    def _outbox_due_sync(conn: sqlite3.Connection, now_ms: int, limit: int) -> list[OutboxItem]:
+        rows = conn.execute(
+            "SELECT o.data FROM outbox AS o "
+            "WHERE o.state = 'pending' AND o.next_attempt_ms <= ? "
+            "AND NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p.state = 'pending' "
+            "  AND p.job_id = o.job_id AND p.url = o.url AND p.seq < o.seq) "
+            "ORDER BY o.next_attempt_ms, o.id LIMIT ?",
+            (now_ms, limit),
+        )
+        return [decode_outbox(data) for (data,) in rows]
+
+    async def outbox_update(self, item: OutboxItem) -> None:
+        await self._call(self._outbox_update_sync, item)
+
+    @staticmethod
+    def _outbox_update_sync(conn: sqlite3.Connection, item: OutboxItem) -> None:
+        with _write(conn):
+            conn.execute(
+                "UPDATE outbox SET job_id = ?, url = ?, seq = ?, state = ?, next_attempt_ms = ?, data = ? "
+                "WHERE id = ?",
+                (item.job_id, item.url, item.seq, item.state, item.next_attempt_ms, encode_outbox(item), item.id),
+            )
+
+    async def outbox_delete(self, item_id: str) -> None:
+        await self._call(self._outbox_delete_sync, item_id)
+
+    @staticmethod
+    def _outbox_delete_sync(conn: sqlite3.Connection, item_id: str) -> None:
+        with _write(conn):
+            conn.execute("DELETE FROM outbox WHERE id = ?", (item_id,))

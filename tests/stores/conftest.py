@@ -1,0 +1,183 @@
+"""Fixtures shared by the store tests: one behavioural suite, run against every JobStore.
+
+`backend` is parametrized over the implementations; each test gets a fresh SQLite file or a
+fresh Redis key prefix (deleted afterwards). `backend.make()` builds another store on the same
+data, for re-open and two-replica tests.
+
+Redis: the server at 127.0.0.1:6379 is used when it answers; otherwise a private
+`redis-server` (if installed) is started on a free port; otherwise the Redis tests skip - or
+fail when CI=true, where a missing Redis must not pass silently.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from adapter.domain.actions import Action, Bot, Mode
+from adapter.domain.buttons import Button
+from adapter.domain.errors import ErrorCategory
+from adapter.domain.jobs import ImageRef, Job, JobStatus
+from adapter.stores.base import JobStore
+from adapter.stores.redis import RedisJobStore
+from adapter.stores.sqlite import SqliteJobStore
+
+DEFAULT_REDIS = ("127.0.0.1", 6379)
+
+
+def _redis_answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: Redis tests must not be skipped)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    if _redis_answers(*DEFAULT_REDIS):
+        yield "redis://127.0.0.1:6379/0"
+        return
+    exe = shutil.which("redis-server")
+    if exe is None:
+        _unavailable("Redis is not reachable at 127.0.0.1:6379 and redis-server is not on PATH")
+        return
+    port = _free_port()
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not _redis_answers("127.0.0.1", port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                _unavailable(f"a private redis-server on port {port} did not start")
+                return
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+class Backend:
+    """Makes stores that all see the same data (one SQLite file, or one Redis prefix)."""
+
+    def __init__(self, kind: str, make: Callable[[], JobStore]) -> None:
+        self.kind = kind
+        self._make = make
+
+    def make(self) -> JobStore:
+        return self._make()
+
+
+async def _delete_prefix(url: str, prefix: str) -> int:
+    client = aioredis.Redis.from_url(url)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=500)]
+        if keys:
+            await client.delete(*keys)
+        return len(keys)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    if request.param == "sqlite":
+        path = tmp_path / "jobs.db"
+        yield Backend("sqlite", lambda: SqliteJobStore(path))
+        return
+    url = request.getfixturevalue("redis_url")
+    prefix = f"mjtest-{uuid.uuid4().hex}"
+    try:
+        yield Backend("redis", lambda: RedisJobStore(url, prefix=prefix))
+    finally:
+        await _delete_prefix(url, prefix)
+
+
+@pytest.fixture
+async def store(backend: Backend) -> AsyncIterator[JobStore]:
+    s = backend.make()
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+@pytest.fixture
+def full_job() -> Job:
+    """A job with every field set to something other than its default."""
+    return Job(
+        id="job-full-1",
+        owner="key-7",
+        action=Action.UPSCALE,
+        status=JobStatus.SUCCESS,
+        prompt="a red fox in snow --ar 16:9",
+        final_prompt="a red fox in snow --ar 16:9 --v 6.1",
+        mode=Mode.RELAX,
+        bot=Bot.NIJI,
+        parent_id="job-parent-0",
+        index=2,
+        custom_id="MJ::JOB::upsample::2::a1b2c3d4-0000-4000-8000-000000000001",
+        modal_prompt="zoomed fox",
+        progress=100,
+        preview_url="https://example.invalid/preview.webp",
+        image=ImageRef(key="img/job-full-1.png", width=2048, height=1152, content_type="image/png"),
+        images=[
+            ImageRef(key="img/job-full-1-0.png", width=1024, height=576),
+            ImageRef(key="img/job-full-1-1.webp", width=1024, height=576, content_type="image/webp"),
+        ],
+        source_image_url="https://cdn.example.invalid/a.png?ex=1",
+        account_id="acct-3",
+        message_id="1234567890123456789",
+        message_flags=64,
+        job_hash="a1b2c3d4-0000-4000-8000-000000000001",
+        nonce="1111111111111111111",
+        progress_message_id="1234567890123456000",
+        buttons=[
+            Button(custom_id="MJ::JOB::upsample::1::a1b2c3d4-0000-4000-8000-000000000001", label="U1"),
+            Button(custom_id="MJ::JOB::reroll::0::a1b2c3d4-0000-4000-8000-000000000001::SOLO", emoji="🔄", style=1),
+            Button(label="Web", style=5, url="https://www.midjourney.com/jobs/x"),
+        ],
+        result_texts=["one", "two — 二"],
+        fail_reason="none really",
+        error_category=ErrorCategory.RETRYABLE,
+        created_at=1_700_000_000_123,
+        started_at=1_700_000_001_000,
+        finished_at=1_700_000_060_000,
+        webhook_url="https://hooks.example.invalid/mj",
+        idempotency_key="idem-abc",
+        state="caller-state",
+        attempts=1,
+        extra={"fingerprint": "fp-123", "note": "x"},
+    )
