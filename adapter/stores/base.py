@@ -99,6 +99,11 @@ class JobStore(Protocol):
     async def close(self) -> None:
         """Release connections. Idempotent."""
 
+    async def __aenter__(self) -> JobStore:
+        """`async with open_store(url) as store:` opens, and closes on the way out."""
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
     async def insert(
         self,
         job: Job,

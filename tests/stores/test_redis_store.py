@@ -1,0 +1,110 @@
+"""What only the Redis store has: key prefixes, a URL with a password, a server that can be gone."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from adapter.domain.actions import Action
+from adapter.domain.jobs import Job, JobStatus
+from adapter.stores.base import OutboxItem, StoreUnavailable
+from adapter.stores.redis import RedisJobStore, redact_url
+
+
+def _job(job_id: str = "j1", **kw: object) -> Job:
+    return Job(id=job_id, owner="o", action=Action.IMAGINE, created_at=1_700_000_000_000, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def prefixes(raw: aioredis.Redis) -> AsyncIterator[list[str]]:
+    made: list[str] = []
+    yield made
+    for prefix in made:
+        keys = [k async for k in raw.scan_iter(match=f"{prefix}:*")]
+        if keys:
+            await raw.delete(*keys)
+
+
+def _prefix(prefixes: list[str]) -> str:
+    prefix = f"mjtest-{uuid.uuid4().hex}"
+    prefixes.append(prefix)
+    return prefix
+
+
+async def test_prefixes_isolate_deployments(redis_url: str, prefixes: list[str]) -> None:
+    async with RedisJobStore(redis_url, prefix=_prefix(prefixes)) as a, RedisJobStore(
+        redis_url, prefix=_prefix(prefixes)
+    ) as b:
+        await a.insert(_job(message_id="m", idempotency_key="k"))
+        assert await b.get("j1") is None
+        assert await b.find_by_message("m") is None
+        assert await b.list_jobs() == []
+        assert await b.count_by_status() == {}
+        await b.insert(_job())  # same id, other prefix: no clash
+
+
+async def test_every_key_lives_under_the_prefix_and_updates_leave_no_stale_index(
+    redis_url: str, raw: aioredis.Redis, prefixes: list[str]
+) -> None:
+    prefix = _prefix(prefixes)
+    async with RedisJobStore(redis_url, prefix=prefix) as store:
+        await store.insert(_job(message_id="m1", job_hash="h1", parent_id="p"))
+        await store.update(_job(status=JobStatus.SUCCESS, message_id="m2", job_hash="h1"))
+        item = OutboxItem(id="o", job_id="j1", url="u", seq=1, body=b"", created_ms=0, next_attempt_ms=0)
+        await store.outbox_add(item)
+        keys = sorted(k.decode() for k in [k async for k in raw.scan_iter(match=f"{prefix}:*")])
+        assert keys == sorted(
+            f"{prefix}:{k}"
+            for k in [
+                "job:j1",
+                "idx:all",
+                "idx:owner:o",
+                "idx:status:SUCCESS",
+                "idx:action:IMAGINE",
+                "idx:msg:m2",
+                "idx:hash:h1",
+                "counts",
+                "ob:item:o",
+                "ob:due",
+                "ob:q:2:j1:u",
+            ]
+        )
+        await store.outbox_delete("o")
+        assert not [k async for k in raw.scan_iter(match=f"{prefix}:ob:*")]
+
+
+def test_repr_and_redaction_hide_the_password() -> None:
+    store = RedisJobStore("redis://user:s3cret-pw@127.0.0.1:6379/0", prefix="p")
+    assert "s3cret-pw" not in repr(store)
+    assert redact_url("redis://:s3cret-pw@host:1/2?x=1") == "redis://:***@host:1/2?x=1"
+    assert redact_url("redis://host:1/2") == "redis://host:1/2"
+
+
+async def test_unreachable_server_is_unavailable_without_leaking_password() -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    store = RedisJobStore(f"redis://:s3cret-pw@127.0.0.1:{port}/0", prefix="p")
+    with pytest.raises(StoreUnavailable) as err:
+        await store.open()
+    assert "s3cret-pw" not in str(err.value)
+    with pytest.raises(StoreUnavailable):
+        await store.get("j1")
+    await store.close()
+
+
+async def test_a_client_handed_in_is_not_closed(redis_url: str, raw: aioredis.Redis, prefixes: list[str]) -> None:
+    async with RedisJobStore(redis_url, prefix=_prefix(prefixes), client=raw) as store:
+        await store.insert(_job())
+    assert await raw.ping()
