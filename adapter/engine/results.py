@@ -3,8 +3,6 @@ tiles), the progress previews, and the caller's own input images."""
 
 from __future__ import annotations
 
-import asyncio
-
 import msgspec
 
 from adapter.backends.base import ImageInput, JobOutput
@@ -12,8 +10,7 @@ from adapter.domain.actions import Action
 from adapter.domain.buttons import parse_custom_id
 from adapter.domain.jobs import ImageRef, Job
 from adapter.media.fetch import ImageFetcher
-from adapter.media.images import preview as make_preview
-from adapter.media.images import split_grid
+from adapter.media.images import preview_async, split_grid_async
 from adapter.media.store import ImageStore
 
 _EXT = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
@@ -46,7 +43,7 @@ class ResultIngester:
         image = await self.store.put(fetched.data, fetched.content_type, job_id=job.id, name=f"result.{ext}")
         if not is_grid(output):
             return ResultImages(image=image, tiles=[image])
-        parts = await asyncio.to_thread(split_grid, fetched.data)
+        parts = await split_grid_async(fetched.data)
         tiles = [
             await self.store.put(part, "image/png", job_id=job.id, name=f"{i}.png") for i, part in enumerate(parts, start=1)
         ]
@@ -54,7 +51,7 @@ class ResultIngester:
 
     async def preview(self, job: Job, url: str, step: int) -> ImageRef:
         fetched = await self.fetcher.fetch(url)
-        small = await asyncio.to_thread(make_preview, fetched.data, self.preview_side, "webp")
+        small = await preview_async(fetched.data, self.preview_side, "webp")
         return await self.store.put(small, "image/webp", job_id=job.id, name=f"preview-{step}.webp")
 
     async def keep_input(self, job_id: str, image: ImageInput, name: str) -> ImageRef:

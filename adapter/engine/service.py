@@ -52,7 +52,7 @@ from adapter.engine.errors import (
 from adapter.engine.results import ResultIngester
 from adapter.engine.scheduler import Scheduler, Ticket
 from adapter.engine.specs import ActSpec, RequestMeta, SubmitSpec
-from adapter.stores.base import JobStore
+from adapter.stores.base import DuplicateRequest, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class JobService:
         self._sweep_interval = sweep_interval_seconds
         self._tasks: dict[str, asyncio.Task[Any]] = {}  # job id -> its runner (running jobs)
         self._locks: dict[str, asyncio.Lock] = {}
-        self._idem_lock = asyncio.Lock()
+        self._admitting: dict[str, asyncio.Event] = {}  # placed, insert not yet finished
         self._background: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -152,25 +152,23 @@ class JobService:
         if spec.action is Action.DESCRIBE and not spec.images and not spec.link:
             raise InvalidRequest("Describe needs an image.", param="image")
 
-        async with self._idem_lock:
-            if existing := await self._existing(spec.meta):
-                return existing
-            job = Job(
-                id=new_job_id(),
-                owner=spec.meta.owner,
-                action=spec.action,
-                prompt=spec.prompt,
-                mode=spec.mode,
-                bot=spec.bot,
-                webhook_url=spec.meta.webhook_url,
-                idempotency_key=spec.meta.idempotency_key,
-                state=spec.meta.state,
-                extra=self._extra(spec.meta, dimensions=spec.dimensions if spec.action is Action.BLEND else None, link=spec.link),
-            )
-            for i, image in enumerate(spec.images):
-                job.inputs.append(await self.ingester.keep_input(job.id, image, f"input-{i}-{_safe_name(image.filename)}"))
-            await self._admit(job)
-        return job
+        if existing := await self._existing(spec.meta):
+            return existing
+        job = Job(
+            id=new_job_id(),
+            owner=spec.meta.owner,
+            action=spec.action,
+            prompt=spec.prompt,
+            mode=spec.mode,
+            bot=spec.bot,
+            webhook_url=spec.meta.webhook_url,
+            idempotency_key=spec.meta.idempotency_key,
+            state=spec.meta.state,
+            extra=self._extra(spec.meta, dimensions=spec.dimensions if spec.action is Action.BLEND else None, link=spec.link),
+        )
+        for i, image in enumerate(spec.images):
+            job.inputs.append(await self.ingester.keep_input(job.id, image, f"input-{i}-{_safe_name(image.filename)}"))
+        return await self._admit(job, spec.meta)
 
     async def act(self, spec: ActSpec) -> Job:
         parent = await self.get(spec.parent_id, spec.meta.owner)
@@ -190,36 +188,37 @@ class JobService:
         if prompt and (word := self.banned.find(prompt)):
             raise PromptRejected(word)
 
-        async with self._idem_lock:
-            if existing := await self._existing(spec.meta):
-                return existing
-            waits_for_modal = parsed.needs_modal and spec.defer_modal and prompt is None
-            job = Job(
-                id=new_job_id(),
-                owner=spec.meta.owner,
-                action=parsed.action,
-                status=JobStatus.MODAL if waits_for_modal else JobStatus.NOT_START,
-                prompt=prompt or parent.final_prompt or parent.prompt,
-                modal_prompt=prompt,
-                mode=spec.mode or parent.mode,
-                bot=parent.bot,
-                parent_id=parent.id,
-                index=parsed.index,
-                custom_id=spec.custom_id,
-                account_id=parent.account_id,
-                webhook_url=spec.meta.webhook_url,
-                idempotency_key=spec.meta.idempotency_key,
-                state=spec.meta.state,
-                extra=self._extra(spec.meta),
-            )
-            if spec.mask_png is not None:
-                job.inputs.append(await self.ingester.keep_input(job.id, ImageInput("mask.png", "image/png", spec.mask_png), "mask.png"))
-            if waits_for_modal:
-                await self.store.insert(job)
-                self.bus.publish(job)
-            else:
-                await self._admit(job)
-        return job
+        if existing := await self._existing(spec.meta):
+            return existing
+        waits_for_modal = parsed.needs_modal and spec.defer_modal and prompt is None
+        job = Job(
+            id=new_job_id(),
+            owner=spec.meta.owner,
+            action=parsed.action,
+            status=JobStatus.MODAL if waits_for_modal else JobStatus.NOT_START,
+            prompt=prompt or parent.final_prompt or parent.prompt,
+            modal_prompt=prompt,
+            mode=spec.mode or parent.mode,
+            bot=parent.bot,
+            parent_id=parent.id,
+            index=parsed.index,
+            custom_id=spec.custom_id,
+            account_id=parent.account_id,
+            webhook_url=spec.meta.webhook_url,
+            idempotency_key=spec.meta.idempotency_key,
+            state=spec.meta.state,
+            extra=self._extra(spec.meta),
+        )
+        if spec.mask_png is not None:
+            job.inputs.append(await self.ingester.keep_input(job.id, ImageInput("mask.png", "image/png", spec.mask_png), "mask.png"))
+        if waits_for_modal:
+            try:
+                await self.store.insert(job, **self._dedupe(spec.meta))
+            except DuplicateRequest as dup:
+                return dup.existing
+            self.bus.publish(job)
+            return job
+        return await self._admit(job, spec.meta)
 
     async def submit_modal(self, job_id: str, owner: str, prompt: str, mask_png: bytes | None = None) -> Job:
         """Answer the modal of a MODAL job (custom zoom prompt, vary region prompt + mask)."""
@@ -270,18 +269,35 @@ class JobService:
             return await self.store.find_by_fingerprint(meta.owner, meta.fingerprint, since_ms=now_ms() - self._idem_window_ms)
         return None
 
-    async def _admit(self, job: Job) -> None:
-        """Place first (so a full pool refuses before anything is written), then persist, then
-        let it run: the ticket cannot start before the insert because the pump runs on this
-        loop only after we yield, and the runner re-reads the job from the store."""
-        account_id = self._place(job)
-        job.account_id = account_id
+    def _dedupe(self, meta: RequestMeta) -> dict[str, int | None]:
+        """Arguments that make the store's insert refuse a repeat atomically (two racing retries
+        must not both get through a look-up-then-insert)."""
+        return {
+            "idempotency_since_ms": 0 if meta.idempotency_key else None,
+            "fingerprint_since_ms": now_ms() - self._idem_window_ms if meta.is_retry and meta.fingerprint else None,
+        }
+
+    async def _admit(self, job: Job, meta: RequestMeta) -> Job:
+        """Place first (so a full pool refuses before anything is written), then persist: the
+        runner re-reads the job from the store, so a ticket that starts early finds nothing and
+        the insert's own publish is what it waits for."""
+        admitted = self._admitting[job.id] = asyncio.Event()
         try:
-            await self.store.insert(job)
-        except BaseException:
-            self.scheduler.remove(job.id)
-            raise
-        self.bus.publish(job)
+            job.account_id = self._place(job)
+            try:
+                await self.store.insert(job, **self._dedupe(meta))
+            except DuplicateRequest as dup:
+                self.scheduler.remove(job.id)
+                return dup.existing
+            except BaseException:
+                self.scheduler.remove(job.id)
+                raise
+            self.bus.publish(job)
+            return job
+        finally:
+            # a runner that got the slot meanwhile waits for this, then reads the store
+            admitted.set()
+            del self._admitting[job.id]
 
     def _place(self, job: Job, excluded: frozenset[str] = frozenset()) -> str:
         pinned = job.account_id if job.parent_id else None
@@ -307,6 +323,8 @@ class JobService:
         assert task is not None
         self._tasks[job_id] = task
         try:
+            if (admitted := self._admitting.get(job_id)) is not None:
+                await admitted.wait()
             await self._execute(job_id, account)
         finally:
             if self._tasks.get(job_id) is task:

@@ -1,0 +1,96 @@
+"""Operations endpoints: liveness, readiness, Prometheus metrics, account states, and the image
+files we host."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get
+from litestar.exceptions import NotFoundException
+from litestar.response import File
+
+from adapter.api.context import ctx_of
+from adapter.api.openai.router_images import openai_owner
+from adapter.media.store import is_valid_key
+
+
+class Health(msgspec.Struct):
+    status: str
+    uptime_seconds: float
+
+
+class AccountView(msgspec.Struct):
+    id: str
+    kind: str
+    state: str
+    reason: str | None
+    modes: list[str]
+    running: int
+    queued: int
+    concurrency: int
+    queue_size: int
+
+
+class Readiness(msgspec.Struct):
+    ready: bool
+    demo: bool
+    accounts: list[AccountView]
+
+
+def _accounts(request: Request[Any, Any, Any]) -> list[AccountView]:
+    ctx = ctx_of(request)
+    return [
+        AccountView(
+            id=st.id,
+            kind=st.kind,
+            state=st.state.value,
+            reason=st.reason,
+            modes=[m.value for m in st.modes],
+            running=st.running,
+            queued=st.waiting,
+            concurrency=st.concurrency,
+            queue_size=st.queue_size,
+        )
+        for st in ctx.scheduler.statuses()
+    ]
+
+
+@get("/healthz", sync_to_thread=False)
+def healthz(request: Request[Any, Any, Any]) -> Health:
+    return Health(status="ok", uptime_seconds=round(time.time() - ctx_of(request).started_at, 3))
+
+
+@get("/readyz", sync_to_thread=False)
+def readyz(request: Request[Any, Any, Any]) -> Response[Readiness]:
+    ctx = ctx_of(request)
+    ready = ctx.scheduler.any_ready()
+    return Response(Readiness(ready=ready, demo=ctx.settings.demo, accounts=_accounts(request)), status_code=200 if ready else 503)
+
+
+@get("/metrics", media_type="text/plain; version=0.0.4")
+async def metrics(request: Request[Any, Any, Any]) -> str:
+    ctx = ctx_of(request)
+    counts = await ctx.service.store.count_by_status()
+    return ctx.extras["metrics"].render(ctx.scheduler, counts)
+
+
+@get("/v1/accounts", sync_to_thread=False)
+def accounts(request: Request[Any, Any, Any]) -> list[AccountView]:
+    openai_owner(request)
+    return _accounts(request)
+
+
+@get("/images/{key:path}")
+async def image_file(request: Request[Any, Any, Any], key: str) -> File:
+    key = key.lstrip("/")
+    ctx = ctx_of(request)
+    path = await ctx.images.path(key) if is_valid_key(key) else None
+    if path is None:
+        raise NotFoundException("No such image.")
+    return File(
+        path=path,
+        content_disposition_type="inline",
+        headers={"Cache-Control": "public, max-age=31536000, immutable", "X-Content-Type-Options": "nosniff"},
+    )

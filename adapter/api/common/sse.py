@@ -1,0 +1,30 @@
+"""Server-sent events: sse-starlette's EventSourceResponse served from Litestar handlers.
+
+sse-starlette brings keepalive comments, client-disconnect detection and the anti-buffering
+header; Litestar only needs an ASGI callable back from `to_asgi_response`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar import Request, Response
+from sse_starlette.sse import EventSourceResponse, ServerSentEvent
+
+__all__ = ["SSEResponse", "ServerSentEvent"]
+
+
+class SSEResponse(Response[None]):
+    def __init__(self, events: AsyncIterator[ServerSentEvent], *, keepalive_seconds: float = 15.0) -> None:
+        super().__init__(content=None)
+        self._events = events
+        self._keepalive = keepalive_seconds
+
+    def to_asgi_response(self, app: Any, request: Request[Any, Any, Any], **kwargs: Any) -> Any:  # type: ignore[override]
+        return EventSourceResponse(
+            self._events,
+            ping=self._keepalive,
+            sep="\n",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )

@@ -1,0 +1,54 @@
+"""What the handlers share: built once by the app factory, read from `app.state.ctx`."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from litestar import Request
+
+from adapter.api.common.auth import KeyRing
+from adapter.config import Settings
+from adapter.domain.models import ModelCatalog
+from adapter.engine.scheduler import Scheduler
+from adapter.engine.service import JobService
+from adapter.engine.specs import RequestMeta
+from adapter.media.fetch import ImageFetcher
+from adapter.media.store import ImageStore
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    service: JobService
+    scheduler: Scheduler
+    images: ImageStore
+    fetcher: ImageFetcher
+    keys: KeyRing
+    catalog: ModelCatalog
+    started_at: float = 0.0
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def public_base(self, request: Request[Any, Any, Any]) -> str:
+        if self.settings.public_base_url:
+            return self.settings.public_base_url.rstrip("/")
+        return str(request.base_url).rstrip("/")
+
+
+def ctx_of(request: Request[Any, Any, Any]) -> ApiContext:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+def request_meta(request: Request[Any, Any, Any], owner: str, body: bytes, *, webhook_url: str | None = None, state: str | None = None) -> RequestMeta:
+    """Idempotency from the `Idempotency-Key` header, or from an SDK retry of the same body."""
+    retry = request.headers.get("x-stainless-retry-count", "0")
+    fingerprint = hashlib.sha256(b"\0".join([owner.encode(), request.url.path.encode(), body])).hexdigest()
+    return RequestMeta(
+        owner=owner,
+        idempotency_key=request.headers.get("idempotency-key") or None,
+        fingerprint=fingerprint,
+        is_retry=retry.isdigit() and int(retry) > 0,
+        webhook_url=webhook_url,
+        state=state,
+    )

@@ -1,0 +1,326 @@
+"""Images API logic: an OpenAI images request -> Midjourney jobs -> OpenAI's answer.
+
+`n` up to 4 comes from one grid; more use ceil(n/4) grids in parallel. `quality` hd/high turns
+each image into a Midjourney upscale (U<i>, then Upscale (Subtle) where offered) instead of a
+grid tile. `size` becomes `--ar` unless the prompt has one; `style: natural` becomes
+`--style raw`. The model picks the bot and the speed; a speed flag in the prompt wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+
+import msgspec
+
+from adapter.api.common.sse import ServerSentEvent
+from adapter.api.openai.errors import OpenAIError, from_engine, from_failed_job, invalid
+from adapter.api.openai.protocol_images import (
+    CompletedImageEvent,
+    ImageData,
+    ImagesResponse,
+    PartialImageEvent,
+)
+from adapter.backends.base import ImageInput
+from adapter.domain.actions import Action, Bot, Mode
+from adapter.domain.buttons import parse_custom_id
+from adapter.domain.jobs import ImageRef, Job, JobStatus
+from adapter.domain.models import ModelCatalog
+from adapter.domain.prompt import MODE_FLAGS, parse_prompt
+from adapter.domain.sizing import SizeError, aspect_for_size
+from adapter.engine.errors import EngineError
+from adapter.engine.service import JobService
+from adapter.engine.specs import ActSpec, RequestMeta, SubmitSpec
+from adapter.media.images import content_type_of, convert_async
+from adapter.media.store import ImageStore, image_url
+
+MAX_N = 10
+GRID = 4
+_QUALITIES = {"standard", "hd", "low", "medium", "high", "auto"}
+_UPSCALED_QUALITIES = {"hd", "high"}
+
+
+class ImagePlan(msgspec.Struct, frozen=True, kw_only=True):
+    """A validated request, ready to become jobs."""
+
+    prompt: str
+    mode: Mode
+    bot: Bot
+    n: int
+    upscale: bool
+    response_format: str
+    output_format: str
+    compression: int | None
+    partial_images: int | None  # None = every preview
+    quality: str
+    background: str
+    images: tuple[ImageInput, ...] = ()
+    event_prefix: str = "image_generation"
+
+    @property
+    def job_count(self) -> int:
+        return math.ceil(self.n / GRID)
+
+
+def build_plan(
+    catalog: ModelCatalog,
+    *,
+    prompt: object,
+    model: str | None,
+    n: object,
+    size: str | None,
+    quality: str | None,
+    style: str | None,
+    response_format: str | None,
+    output_format: str | None,
+    output_compression: object,
+    partial_images: object,
+    background: str | None,
+    images: tuple[ImageInput, ...] = (),
+    event_prefix: str = "image_generation",
+) -> ImagePlan:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise invalid("prompt is required and must be a non-empty string.", "prompt")
+    if len(prompt) > 6000:
+        raise invalid("prompt is too long (at most 6000 characters).", "prompt")
+    spec = catalog.resolve(model)
+    if spec is None:
+        raise OpenAIError(
+            404, f"The model '{model}' does not exist. Available: {', '.join(catalog.names())}.", param="model", code="model_not_found"
+        )
+    count = 1 if n is None else n
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_N:
+        raise invalid(f"n must be an integer from 1 to {MAX_N}.", "n")
+    if quality is not None and quality not in _QUALITIES:
+        raise invalid(f"quality must be one of {sorted(_QUALITIES)}.", "quality")
+    if style is not None and style not in ("vivid", "natural"):
+        raise invalid("style must be 'vivid' or 'natural'.", "style")
+    fmt = response_format or "url"
+    if fmt not in ("url", "b64_json"):
+        raise invalid("response_format must be 'url' or 'b64_json'.", "response_format")
+    out_fmt = output_format or "png"
+    if out_fmt not in ("png", "jpeg", "webp"):
+        raise invalid("output_format must be 'png', 'jpeg' or 'webp'.", "output_format")
+    if output_compression is not None and (
+        not isinstance(output_compression, int) or isinstance(output_compression, bool) or not 0 <= output_compression <= 100
+    ):
+        raise invalid("output_compression must be an integer from 0 to 100.", "output_compression")
+    if partial_images is not None and (
+        not isinstance(partial_images, int) or isinstance(partial_images, bool) or not 0 <= partial_images <= 3
+    ):
+        raise invalid("partial_images must be an integer from 0 to 3.", "partial_images")
+
+    text = prompt.strip()
+    flags = parse_prompt(text).flags
+    try:
+        ar = aspect_for_size(size)
+    except SizeError as exc:
+        raise invalid(str(exc), "size") from None
+    if ar and "ar" not in flags and "aspect" not in flags:
+        text += f" --ar {ar}"
+    if style == "natural" and "style" not in flags:
+        text += " --style raw"
+    mode = next((Mode(f) for f in MODE_FLAGS if f in flags), spec.mode)
+    return ImagePlan(
+        prompt=text,
+        mode=mode,
+        bot=spec.bot,
+        n=count,
+        upscale=quality in _UPSCALED_QUALITIES,
+        response_format=fmt,
+        output_format=out_fmt,
+        compression=output_compression if isinstance(output_compression, int) else None,
+        partial_images=partial_images if isinstance(partial_images, int) else None,
+        quality=quality or "auto",
+        background=background or "auto",
+        images=images,
+        event_prefix=event_prefix,
+    )
+
+
+class ImageServing:
+    def __init__(self, service: JobService, store: ImageStore, catalog: ModelCatalog) -> None:
+        self.service = service
+        self.store = store
+        self.catalog = catalog
+
+    # --- jobs -----------------------------------------------------------------------------------
+
+    async def submit(self, plan: ImagePlan, meta: RequestMeta) -> list[Job]:
+        """Start ceil(n/4) grid jobs. Per-job idempotency keys keep retries from spending more."""
+        jobs: list[Job] = []
+        try:
+            for i in range(plan.job_count):
+                job_meta = msgspec.structs.replace(
+                    meta,
+                    idempotency_key=f"{meta.idempotency_key}#{i}" if meta.idempotency_key else None,
+                    fingerprint=f"{meta.fingerprint}#{i}" if meta.fingerprint else None,
+                )
+                jobs.append(
+                    await self.service.submit(
+                        SubmitSpec(meta=job_meta, action=Action.IMAGINE, prompt=plan.prompt, mode=plan.mode, bot=plan.bot, images=plan.images)
+                    )
+                )
+        except EngineError as exc:
+            if not jobs:
+                raise from_engine(exc) from None
+            # some grids were accepted: serve those rather than lose them
+        return jobs
+
+    async def _finish_grid(self, plan: ImagePlan, job: Job, owner: str, wanted: int, on_update: Callable[[Job], None] | None) -> list[tuple[Job, ImageRef]]:
+        """Wait for a grid, then (hd) upscale the wanted tiles. Returns (job, image) pairs."""
+        final = await self._follow(job, owner, on_update)
+        if final.status is not JobStatus.SUCCESS:
+            raise from_failed_job(final)
+        if not plan.upscale:
+            return [(final, ref) for ref in final.images[:wanted]]
+        upscales = [self._upscale(final, i, owner, on_update) for i in range(1, wanted + 1)]
+        return list(await asyncio.gather(*upscales))
+
+    async def _upscale(self, grid: Job, index: int, owner: str, on_update: Callable[[Job], None] | None) -> tuple[Job, ImageRef]:
+        u = await self._press(grid, owner, lambda a: a.action is Action.UPSCALE and a.index == index, on_update)
+        if u is None:
+            return grid, grid.images[index - 1]
+        subtle = await self._press(u, owner, lambda a: a.action is Action.UPSCALE_SUBTLE, on_update)
+        best = subtle or u
+        assert best.image is not None
+        return best, best.image
+
+    async def _press(self, parent: Job, owner: str, want: Callable[..., bool], on_update: Callable[[Job], None] | None) -> Job | None:
+        button = next((b for b in parent.buttons if b.custom_id and (p := parse_custom_id(b.custom_id)) and want(p)), None)
+        if button is None or button.custom_id is None:
+            return None
+        try:
+            child = await self.service.act(ActSpec(meta=RequestMeta(owner=owner), parent_id=parent.id, custom_id=button.custom_id))
+        except EngineError as exc:
+            raise from_engine(exc) from None
+        done = await self._follow(child, owner, on_update)
+        if done.status is not JobStatus.SUCCESS:
+            raise from_failed_job(done)
+        return done
+
+    async def _follow(self, job: Job, owner: str, on_update: Callable[[Job], None] | None) -> Job:
+        last = job
+        async for snapshot in self.service.watch(job.id, owner):
+            last = snapshot
+            if on_update is not None:
+                on_update(snapshot)
+        return last
+
+    async def _results(self, plan: ImagePlan, jobs: Sequence[Job], owner: str, on_update: Callable[[Job], None] | None = None) -> list[tuple[Job, ImageRef]]:
+        wanted = [min(GRID, plan.n - i * GRID) for i in range(len(jobs))]
+        groups = await asyncio.gather(*(self._finish_grid(plan, j, owner, w, on_update) for j, w in zip(jobs, wanted)))
+        return [pair for group in groups for pair in group]
+
+    # --- encoding -------------------------------------------------------------------------------
+
+    async def _bytes(self, ref: ImageRef, plan: ImagePlan) -> bytes:
+        stored = await self.store.get(ref.key)
+        if stored is None:
+            raise OpenAIError(500, "A result image is missing from the image store.", type="server_error")
+        if plan.output_format == "png" and stored.content_type == "image/png" and plan.compression is None:
+            return stored.data
+        return await convert_async(stored.data, plan.output_format, plan.compression)
+
+    async def _url(self, job: Job, ref: ImageRef, plan: ImagePlan, public_base: str) -> str:
+        if ref.content_type == content_type_of(plan.output_format) and plan.compression is None:
+            return image_url(public_base, ref.key)
+        data = await self._bytes(ref, plan)
+        converted = await self.store.put(data, content_type_of(plan.output_format), job_id=job.id, name=f"{ref.key.rsplit('/', 1)[-1].split('.')[0]}-{plan.output_format}")
+        return image_url(public_base, converted.key)
+
+    async def _datum(self, job: Job, ref: ImageRef, plan: ImagePlan, public_base: str) -> ImageData:
+        revised = job.final_prompt or job.prompt
+        if plan.response_format == "b64_json":
+            return ImageData(b64_json=base64.b64encode(await self._bytes(ref, plan)).decode(), revised_prompt=revised, job_id=job.id)
+        return ImageData(url=await self._url(job, ref, plan, public_base), revised_prompt=revised, job_id=job.id)
+
+    # --- answers --------------------------------------------------------------------------------
+
+    async def respond(self, plan: ImagePlan, jobs: Sequence[Job], owner: str, public_base: str) -> ImagesResponse:
+        pairs = await self._results(plan, jobs, owner)
+        data = [await self._datum(job, ref, plan, public_base) for job, ref in pairs]
+        first = pairs[0][1] if pairs else None
+        return ImagesResponse(
+            created=int(time.time()),
+            data=data,
+            output_format=plan.output_format,
+            size=f"{first.width}x{first.height}" if first else None,
+            quality=plan.quality,
+            background=plan.background,
+            usage=_usage(len(data)),
+            job_ids=[j.id for j in jobs],
+        )
+
+    async def stream(self, plan: ImagePlan, jobs: Sequence[Job], owner: str, public_base: str) -> AsyncIterator[ServerSentEvent]:
+        """partial_image events for previews (capped by partial_images), then one completed event
+        per image; a failure becomes an `error` event (the SDK raises it)."""
+        updates: asyncio.Queue[Job] = asyncio.Queue()
+        worker = asyncio.create_task(self._results(plan, jobs, owner, updates.put_nowait))
+        sent = 0
+        seen: set[str] = set()
+        try:
+            while not worker.done() or not updates.empty():
+                getter = asyncio.create_task(updates.get())
+                await asyncio.wait({getter, worker}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    continue
+                job = getter.result()
+                preview = job.preview_image
+                if preview is None or preview.key in seen or job.status.finished:
+                    continue
+                seen.add(preview.key)
+                if plan.partial_images is not None and sent >= plan.partial_images:
+                    continue
+                data = await self._bytes(preview, plan)
+                event = PartialImageEvent(
+                    type=f"{plan.event_prefix}.partial_image",
+                    b64_json=base64.b64encode(data).decode(),
+                    partial_image_index=sent,
+                    created_at=int(time.time()),
+                    size=f"{preview.width}x{preview.height}",
+                    quality=plan.quality,
+                    background=plan.background,
+                    output_format=plan.output_format,
+                    job_id=job.id,
+                    progress=job.progress,
+                )
+                sent += 1
+                yield _event(event.type, event)
+            pairs = worker.result()
+            for i, (job, ref) in enumerate(pairs):
+                done = CompletedImageEvent(
+                    type=f"{plan.event_prefix}.completed",
+                    b64_json=base64.b64encode(await self._bytes(ref, plan)).decode(),
+                    created_at=int(time.time()),
+                    size=f"{ref.width}x{ref.height}",
+                    quality=plan.quality,
+                    background=plan.background,
+                    output_format=plan.output_format,
+                    usage=_usage(1),
+                    job_id=job.id,
+                    url=await self._url(job, ref, plan, public_base),
+                    revised_prompt=job.final_prompt or job.prompt,
+                    index=i,
+                )
+                yield _event(done.type, done)
+        except OpenAIError as exc:
+            yield ServerSentEvent(data=msgspec.json.encode(exc.envelope()).decode(), event="error")
+        finally:
+            if not worker.done():
+                # the client went away: the Midjourney jobs keep running and can be fetched later
+                worker.cancel()
+        yield ServerSentEvent(data="[DONE]")
+
+
+def _event(name: str, payload: msgspec.Struct) -> ServerSentEvent:
+    return ServerSentEvent(data=msgspec.json.encode(payload).decode(), event=name)
+
+
+def _usage(images: int) -> dict[str, object]:
+    # Midjourney does not count tokens; report the images so clients that sum usage get numbers.
+    return {"total_tokens": 0, "input_tokens": 0, "output_tokens": 0, "images": images}

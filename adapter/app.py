@@ -1,0 +1,189 @@
+"""The Litestar application: configuration -> stores -> accounts -> engine -> routes."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from litestar import Litestar, Router
+from litestar.config.cors import CORSConfig
+from litestar.openapi import OpenAPIConfig
+
+from adapter.api.admin.routes import accounts, healthz, image_file, metrics, readyz
+from adapter.api.common.auth import KeyRing
+from adapter.api.context import ApiContext
+from adapter.api.openai.errors import EXCEPTION_HANDLERS
+from adapter.api.openai.router_images import create_image, get_model, list_models
+from adapter.api.openai.serving_images import ImageServing
+from adapter.backends.base import Account
+from adapter.backends.discord.identity import BrowserIdentity
+from adapter.backends.discord.session import DiscordAccount, DiscordAccountOptions
+from adapter.config import DiscordAccountConfig, Settings
+from adapter.domain.actions import Mode
+from adapter.domain.banned import build_banned_words
+from adapter.domain.models import ModelCatalog
+from adapter.engine.bus import JobBus
+from adapter.engine.metrics import Metrics
+from adapter.engine.results import ResultIngester
+from adapter.engine.scheduler import Scheduler
+from adapter.engine.service import JobService
+from adapter.media.fetch import FetchPolicy, ImageFetcher
+from adapter.media.store import LocalImageStore
+from adapter.stores.factory import open_store
+
+log = logging.getLogger("adapter")
+
+VERSION = "0.1.0"
+
+
+class BindRefused(RuntimeError):
+    pass
+
+
+def check_bind(settings: Settings) -> None:
+    """Without API keys the server is open to anyone who can reach it: loopback only."""
+    if settings.api_keys:
+        return
+    host = settings.host.strip("[]")
+    if host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise BindRefused(
+            f"Refusing to listen on {settings.host} without API keys: anyone who can reach it could spend "
+            "your Midjourney hours. Set MJ_ADAPTER_API_KEYS, or bind to 127.0.0.1."
+        )
+
+
+def _discord_options(cfg: DiscordAccountConfig) -> DiscordAccountOptions:
+    identity = BrowserIdentity(user_agent=cfg.user_agent) if cfg.user_agent else BrowserIdentity()
+    return DiscordAccountOptions(
+        id=cfg.id,
+        token=cfg.token.reveal(),
+        guild_id=cfg.guild_id,
+        channel_id=cfg.channel_id,
+        modes=cfg.modes,
+        concurrency=cfg.concurrency,
+        queue_size=cfg.queue_size,
+        min_gap_seconds=cfg.min_gap_seconds,
+        gap_jitter_seconds=cfg.gap_jitter_seconds,
+        daily_cap=cfg.daily_cap,
+        identity=identity,
+        rest_base=cfg.rest_base,
+        inpaint_submit_url=cfg.inpaint_submit_url,
+        compress=cfg.compress,
+    )
+
+
+async def _demo_accounts(settings: Settings, stack: AsyncExitStack) -> tuple[list[Account], tuple[str, ...]]:
+    """Start the built-in simulator on loopback and connect accounts to it over the real
+    Discord protocol: the same code path as production."""
+    from adapter.simulator import Simulator, SimulatorConfig
+
+    sim = Simulator(SimulatorConfig(speed=settings.simulator_speed, seed=settings.simulator_seed, accounts=settings.simulator_accounts))
+    await sim.start(host="127.0.0.1", port=0)
+    stack.push_async_callback(sim.stop)
+    log.warning(
+        "DEMO MODE: no Midjourney account is configured, so jobs run on the built-in simulator at %s "
+        "(speed x%g). Images are labelled SIMULATED. Configure an account to use real Midjourney.",
+        sim.base_url,
+        settings.simulator_speed,
+    )
+    # pacing is scaled with the simulator's speed so demo jobs are not dominated by waiting
+    scale = max(settings.simulator_speed, 1.0)
+    accounts: list[Account] = []
+    for i, acct in enumerate(sim.accounts):
+        accounts.append(
+            DiscordAccount(
+                DiscordAccountOptions(
+                    id=f"demo-{i + 1}",
+                    token=acct.token,
+                    guild_id=acct.guild_id,
+                    channel_id=acct.channel_id,
+                    modes=(Mode.FAST, Mode.RELAX, Mode.TURBO),
+                    min_gap_seconds=1.5 / scale,
+                    gap_jitter_seconds=1.0 / scale,
+                    rest_base=sim.rest_base,
+                    inpaint_submit_url=sim.inpaint_submit_url,
+                    delete_grace_seconds=max(0.2, 3.0 / scale),
+                )
+            )
+        )
+    return accounts, ("127.0.0.1",)
+
+
+def create_app(settings: Settings) -> Litestar:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            store = open_store(settings.resolved_store_url())
+            await store.open()
+            stack.push_async_callback(store.close)
+
+            if settings.demo:
+                accounts, extra_allow = await _demo_accounts(settings, stack)
+            else:
+                accounts = [DiscordAccount(_discord_options(a)) for a in settings.accounts if isinstance(a, DiscordAccountConfig) and a.enabled]
+                extra_allow = ()
+            fetcher = ImageFetcher(FetchPolicy(max_bytes=settings.fetch_max_bytes, allow_hosts=(*settings.fetch_allow_hosts, *extra_allow)))
+            stack.push_async_callback(fetcher.aclose)
+            images = LocalImageStore(settings.data_dir)
+
+            bus = JobBus()
+            metrics_ = Metrics()
+            bus.add_listener(metrics_.observe)
+            scheduler = Scheduler(accounts)
+            service = JobService(
+                store=store,
+                scheduler=scheduler,
+                ingester=ResultIngester(fetcher, images),
+                banned=build_banned_words(settings.banned_words, replace=settings.banned_words_replace),
+                timeouts=settings.timeouts,
+                bus=bus,
+                idempotency_window_seconds=settings.idempotency_window_seconds,
+            )
+            for account in accounts:
+                stack.push_async_callback(account.close)
+            # connect every account at once; a slow or broken one must not hold the others
+            await asyncio.gather(*(a.start() for a in accounts))
+            await service.start()
+            stack.push_async_callback(service.close)
+
+            catalog = ModelCatalog(settings.model_aliases)
+            ctx = ApiContext(
+                settings=settings,
+                service=service,
+                scheduler=scheduler,
+                images=images,
+                fetcher=fetcher,
+                keys=KeyRing(settings.api_keys),
+                catalog=catalog,
+                started_at=time.time(),
+            )
+            ctx.extras["metrics"] = metrics_
+            ctx.extras["image_serving"] = ImageServing(service, images, catalog)
+            app.state.ctx = ctx
+            for st in scheduler.statuses():
+                log.info("account %s (%s): %s%s", st.id, st.kind, st.state.value, f" - {st.reason}" if st.reason else "")
+            yield
+
+    openai_routes = Router(
+        path="/",
+        route_handlers=[list_models, get_model, create_image, accounts],
+        exception_handlers=EXCEPTION_HANDLERS,
+    )
+    return Litestar(
+        route_handlers=[openai_routes, healthz, readyz, metrics, image_file],
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        cors_config=CORSConfig(allow_origins=["*"], allow_headers=["*"], allow_methods=["*"]),
+        openapi_config=OpenAPIConfig(title="mj-adapter", version=VERSION, path="/docs"),
+        request_max_body_size=64 * 1024 * 1024,
+    )

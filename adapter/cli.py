@@ -1,0 +1,226 @@
+"""`mj-adapter serve | simulator | imagine | accounts | openapi`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from adapter.config import ConfigError, Settings, load_settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(getattr(args, "config", None))
+    overrides: dict[str, Any] = {}
+    if getattr(args, "host", None):
+        overrides["host"] = args.host
+    if getattr(args, "port", None):
+        overrides["port"] = args.port
+    if overrides:
+        import msgspec
+
+        settings = msgspec.structs.replace(settings, **overrides)
+    return settings
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # httpx logs every request URL at INFO; Discord URLs carry nothing secret, but the noise hides
+    # what matters
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from adapter.app import BindRefused, check_bind, create_app
+
+    settings = _settings(args)
+    _logging(settings.log_level)
+    try:
+        check_bind(settings)
+    except BindRefused as exc:
+        print(f"mj-adapter: {exc}", file=sys.stderr)
+        return 2
+    if not settings.api_keys:
+        logging.getLogger("adapter").warning("No API keys configured (MJ_ADAPTER_API_KEYS): serving on loopback only, without auth.")
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=5,
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    print(f"mj-adapter listening on http://{settings.host}:{settings.port}/v1" + ("  (demo mode: built-in simulator)" if settings.demo else ""), file=sys.stderr, flush=True)
+    server.run()
+    return 0
+
+
+def cmd_simulator(args: argparse.Namespace) -> int:
+    from adapter.simulator import run_standalone
+
+    _logging("INFO")
+    try:
+        asyncio.run(run_standalone(args.host, args.port, args.speed, args.seed, args.accounts))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _client_base(args: argparse.Namespace) -> str:
+    return (args.base_url or os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8080/v1").rstrip("/")
+
+
+def _client_headers(args: argparse.Namespace) -> dict[str, str]:
+    key = args.api_key or os.environ.get("MJ_ADAPTER_CLIENT_KEY") or os.environ.get("OPENAI_API_KEY")
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def _bar(progress: int, width: int = 30) -> str:
+    filled = int(width * progress / 100)
+    return "[" + "#" * filled + "-" * (width - filled) + f"] {progress:3d}%"
+
+
+def cmd_imagine(args: argparse.Namespace) -> int:
+    """A client of a running server through the OpenAI streaming images API."""
+    import httpx
+
+    body = {
+        "model": args.model,
+        "prompt": args.prompt,
+        "n": args.n,
+        "size": args.size,
+        "stream": True,
+        "response_format": "b64_json",
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    saved: list[Path] = []
+    progress = 0
+    event = ""
+    started = time.monotonic()
+    try:
+        with httpx.stream(
+            "POST", _client_base(args) + "/images/generations", json=body, headers=_client_headers(args), timeout=httpx.Timeout(30, read=None)
+        ) as resp:
+            if resp.status_code != 200:
+                resp.read()
+                print(f"error {resp.status_code}: {resp.text}", file=sys.stderr)
+                return 1
+            for line in resp.iter_lines():
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                    continue
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                payload = json.loads(data)
+                if "error" in payload:
+                    print(f"\nerror: {payload['error'].get('message')}", file=sys.stderr)
+                    return 1
+                kind = payload.get("type", event)
+                if kind.endswith("partial_image"):
+                    progress = int(payload.get("progress") or progress)
+                    print("\r" + _bar(progress), end="", file=sys.stderr, flush=True)
+                elif kind.endswith("completed"):
+                    ext = {"jpeg": "jpg"}.get(payload.get("output_format", "png"), payload.get("output_format", "png"))
+                    path = out / f"{payload.get('job_id', 'image')}-{payload.get('index', len(saved))}.{ext}"
+                    path.write_bytes(base64.b64decode(payload["b64_json"]))
+                    saved.append(path)
+                    print("\r" + _bar(100), end="", file=sys.stderr, flush=True)
+    except httpx.HTTPError as exc:
+        print(f"cannot reach the server: {exc}", file=sys.stderr)
+        return 1
+    print(f"\n{len(saved)} image(s) in {time.monotonic() - started:.1f}s:", file=sys.stderr)
+    for path in saved:
+        print(path)
+    return 0 if saved else 1
+
+
+def cmd_accounts(args: argparse.Namespace) -> int:
+    import httpx
+
+    try:
+        resp = httpx.get(_client_base(args) + "/accounts", headers=_client_headers(args), timeout=10)
+    except httpx.HTTPError as exc:
+        print(f"cannot reach the server: {exc}", file=sys.stderr)
+        return 1
+    if resp.status_code != 200:
+        print(f"error {resp.status_code}: {resp.text}", file=sys.stderr)
+        return 1
+    rows = resp.json()
+    print(f"{'ACCOUNT':<24} {'KIND':<8} {'STATE':<13} {'RUNNING':>7} {'QUEUED':>6}  REASON")
+    for r in rows:
+        print(f"{r['id']:<24} {r['kind']:<8} {r['state']:<13} {r['running']:>7} {r['queued']:>6}  {r.get('reason') or ''}")
+    return 0
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from adapter.openapi_spec import spec_json
+
+    sys.stdout.write(spec_json())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mj-adapter", description="Midjourney behind the OpenAI API.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API server (demo mode when no account is configured)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--config", help="TOML configuration file")
+    serve.set_defaults(fn=cmd_serve)
+
+    sim = sub.add_parser("simulator", help="run the Midjourney simulator (a fake Discord) on its own")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8090)
+    sim.add_argument("--speed", type=float, default=1.0, help="speed multiplier (1 = realistic)")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--accounts", type=int, default=2)
+    sim.set_defaults(fn=cmd_simulator)
+
+    for name, fn, text in (("imagine", cmd_imagine, "generate images through a running server"), ("accounts", cmd_accounts, "show the accounts of a running server")):
+        p = sub.add_parser(name, help=text)
+        if name == "imagine":
+            p.add_argument("prompt")
+            p.add_argument("--n", type=int, default=4)
+            p.add_argument("--size", default="1024x1024")
+            p.add_argument("--model", default="midjourney")
+            p.add_argument("--out", default="images")
+        p.add_argument("--base-url", help="the server's /v1 URL (default $OPENAI_BASE_URL or http://127.0.0.1:8080/v1)")
+        p.add_argument("--api-key", help="default $OPENAI_API_KEY")
+        p.set_defaults(fn=fn)
+
+    spec = sub.add_parser("openapi", help="print the OpenAPI spec")
+    spec.set_defaults(fn=cmd_openapi)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except ConfigError as exc:
+        print(f"mj-adapter: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
