@@ -212,4 +212,8 @@ class Scheduler:
                 new_id = self.place(moved)
                 log.info("job %s moved from %s to %s (%s)", ticket.job_id, slot.account.id, new_id, st.state.value)
             except EngineError as exc:
-                asyncio.create_task(ticket.orphaned(exc))
+                reason = f" ({st.reason})" if st.reason else ""
+                err = NoAccountAvailable(
+                    f"Account {slot.account.id} is {st.state.value}{reason} and no other account could take the job: {exc.message}"
+                )
+                asyncio.create_task(ticket.orphaned(err))

@@ -522,10 +522,11 @@ class JobService:
             except Exception:
                 log.exception("sweeper pass failed")
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
 
 class _Progress:
@@ -564,15 +565,20 @@ class _Progress:
             self._later(self._fetch_preview(preview, self._preview_step))
 
     def _later(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
+        task = self.s._spawn(coro, f"progress-{self.job.id}")
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
     async def _save(self) -> None:
         async with self.s._lock(self.job.id):
-            if not self.job.status.finished:
+            if self.job.status.finished:
+                return
+            try:
                 await self.s.store.update(self.job)
-                self.s.bus.publish(msgspec.structs.replace(self.job))
+            except Exception as exc:  # progress is best effort; the final write is not
+                log.warning("job %s: progress not saved: %s", self.job.id, exc)
+                return
+            self.s.bus.publish(msgspec.structs.replace(self.job))
 
     async def _fetch_preview(self, url: str, step: int) -> None:
         try:
