@@ -153,6 +153,14 @@ def gateway_url(base: str, *, compress: bool) -> str:
 
 
 class GatewayClient:
+    """A user account's gateway connection, kept alive until `close()` or a fatal refusal.
+
+    `on_dispatch(t, d)` gets every DISPATCH (READY and RESUMED included) in order; it runs on
+    the receive loop, so it must be quick (hand long work to a task): while it runs, no ACK is
+    read. Its exceptions are logged and ignored. `on_state(state, reason)` hears every state
+    change. `rng` drives the heartbeat and backoff jitter; `invalid_session_delay` is the
+    (min, max) wait after INVALID_SESSION (Discord asks for 1-5 s; tests shorten it)."""
+
     def __init__(
         self,
         *,
@@ -242,6 +250,7 @@ class GatewayClient:
         if self._task is None or self._task.done():
             self._fatal = None
             self._failures.clear()
+            self._set_state(GatewayState.CONNECTING, None)  # before waiting: not FATAL/CLOSED any more
             self._task = asyncio.create_task(self._run(), name="discord-gateway")
         await self.wait_ready(timeout)
 
@@ -254,7 +263,7 @@ class GatewayClient:
                     return
                 if self._state is GatewayState.FATAL:
                     assert self._fatal is not None
-                    raise self._fatal
+                    raise GatewayFatal(self._fatal.reason, self._fatal.close_code)
                 if self._state is GatewayState.CLOSED:
                     raise GatewayClosed("gateway client closed")
                 await changed.wait()
@@ -289,7 +298,7 @@ class GatewayClient:
     # --- connection loop ------------------------------------------------------------------
 
     def _set_state(self, state: GatewayState, reason: str | None) -> None:
-        if state is self._state and state is not GatewayState.RECONNECTING:
+        if state is self._state:
             return
         self._state = state
         changed, self._state_changed = self._state_changed, asyncio.Event()
@@ -334,7 +343,6 @@ class GatewayClient:
         try:
             while True:
                 if delay > 0:
-                    self._set_state(GatewayState.RECONNECTING, reason)
                     await asyncio.sleep(delay)
                 resume = self._can_resume()
                 self._set_state(GatewayState.RESUMING if resume else GatewayState.CONNECTING, reason)
@@ -342,7 +350,10 @@ class GatewayClient:
                 try:
                     outcome, ready_for = await self._connect_once(resume)
                 except _ConnectFailed as exc:
-                    self._gateway_url = None  # the cached URL may be what is wrong
+                    # The cached URLs may be what is wrong: ask for the gateway URL again, and
+                    # resume through it (Discord accepts RESUME there too).
+                    self._gateway_url = None
+                    self._resume_url = None
                     outcome = _Outcome(next="fatal" if exc.fatal else "resume", reason=str(exc))
 
                 if outcome.next == "fatal":
@@ -360,8 +371,7 @@ class GatewayClient:
                 reason = outcome.reason
                 self.stats.reconnects += 1
                 log.info("gateway connection ended (%s); reconnecting in %.2fs", reason, delay)
-                if delay <= 0:
-                    self._set_state(GatewayState.RECONNECTING, reason)
+                self._set_state(GatewayState.RECONNECTING, reason)
         except asyncio.CancelledError:
             self._set_state(GatewayState.CLOSED, "closed by owner")
             raise
@@ -551,7 +561,8 @@ class GatewayClient:
             self.stats.acks += 1
             self._latency = time.monotonic() - conn.beat_sent_at
         elif p.op == 7:
-            return _Outcome(next="resume", reason="server asked to reconnect", delay=0.0)
+            # Backoff still applies: a server that keeps asking must not get a reconnect loop.
+            return _Outcome(next="resume", reason="server asked to reconnect")
         elif p.op == 9:
             self.stats.invalid_sessions += 1
             low, high = self._invalid_session_delay

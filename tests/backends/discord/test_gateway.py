@@ -513,3 +513,51 @@ async def test_send_on_live_connection(gateway_factory: Callable[..., Awaitable[
         assert presence["d"]["status"] == "idle"
     finally:
         await client.close()
+
+
+async def test_send_budget_keeps_room_for_heartbeats(gateway_factory: Callable[..., Awaitable[FakeGateway]]) -> None:
+    async def script(gw: FakeGateway, conn: GatewayConn) -> None:
+        await identify_ready(gw, conn)
+
+    gw = await gateway_factory(per_connection(script))
+    rec = Recorder()
+    client = make_client(gw, rec)
+    await client.start(timeout=WAIT)
+    conn = gw.connections[0]
+    try:
+        # 120 sends per 60 s, IDENTIFY was one and a few stay reserved for heartbeats.
+        async with asyncio.timeout(WAIT):
+            for _ in range(116):
+                await client.send(3, {"status": "online"})
+        blocked = asyncio.create_task(client.send(3, {"status": "idle"}))
+        await asyncio.sleep(0.1)  # a token comes back every 0.5 s: still waiting
+        assert not blocked.done()
+        await conn.send({"op": 1, "d": None})  # a heartbeat still goes out at once
+        beat = await conn.recv(1)
+        assert beat["d"] == 1
+        blocked.cancel()
+        await asyncio.wait([blocked])
+        assert sum(1 for _, p in conn.received if p["op"] == 3) == 116
+    finally:
+        await client.close()
+
+
+async def test_restart_after_fatal(gateway_factory: Callable[..., Awaitable[FakeGateway]]) -> None:
+    async def refuse(gw: FakeGateway, conn: GatewayConn) -> None:
+        await conn.hello(LONG)
+        await conn.recv(2)
+        await conn.close(4004, "Authentication failed.")
+
+    async def accept(gw: FakeGateway, conn: GatewayConn) -> None:
+        await identify_ready(gw, conn)
+
+    gw = await gateway_factory(per_connection(refuse, accept))
+    rec = Recorder()
+    client = make_client(gw, rec)
+    with pytest.raises(GatewayFatal):
+        await client.start(timeout=WAIT)
+    await client.start(timeout=WAIT)  # e.g. the operator put in a new token and retried
+    try:
+        assert client.state is GatewayState.READY and client.fatal_reason is None
+    finally:
+        await client.close()
