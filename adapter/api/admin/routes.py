@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import msgspec
+from litestar.params import FromPath
 from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.response import File
@@ -83,7 +84,7 @@ def accounts(request: Request[Any, Any, Any]) -> list[AccountView]:
 
 
 @get("/images/{key:path}")
-async def image_file(request: Request[Any, Any, Any], key: str) -> File:
+async def image_file(request: Request[Any, Any, Any], key: FromPath[str]) -> File:
     key = key.lstrip("/")
     ctx = ctx_of(request)
     path = await ctx.images.path(key) if is_valid_key(key) else None

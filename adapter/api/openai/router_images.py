@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+from litestar.params import FromPath
 from litestar import Request, Response, get, post
 
 from adapter.api.common.auth import bearer
@@ -75,7 +76,7 @@ def list_models(request: Request[Any, Any, Any]) -> ModelList:
 
 
 @get("/v1/models/{model_id:str}", sync_to_thread=False)
-def get_model(request: Request[Any, Any, Any], model_id: str) -> ModelCard:
+def get_model(request: Request[Any, Any, Any], model_id: FromPath[str]) -> ModelCard:
     openai_owner(request)
     ctx = ctx_of(request)
     if ctx.catalog.resolve(model_id) is None:
