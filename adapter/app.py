@@ -16,6 +16,7 @@ from adapter.api.admin.routes import accounts, healthz, image_file, metrics, rea
 from adapter.api.common.auth import KeyRing
 from adapter.api.context import ApiContext
 from adapter.api.openai.errors import EXCEPTION_HANDLERS
+from adapter.api.openai.jobs_view import get_job
 from adapter.api.openai.router_images import create_image, get_model, list_models
 from adapter.api.openai.serving_images import ImageServing
 from adapter.backends.base import Account
@@ -81,7 +82,7 @@ def _discord_options(cfg: DiscordAccountConfig) -> DiscordAccountOptions:
     )
 
 
-async def _demo_accounts(settings: Settings, stack: AsyncExitStack) -> tuple[list[Account], tuple[str, ...]]:
+async def _demo_accounts(settings: Settings, stack: AsyncExitStack, demo_info: dict[str, str]) -> tuple[list[Account], tuple[str, ...]]:
     """Start the built-in simulator on loopback and connect accounts to it over the real
     Discord protocol: the same code path as production."""
     from adapter.simulator import Simulator, SimulatorConfig
@@ -89,6 +90,7 @@ async def _demo_accounts(settings: Settings, stack: AsyncExitStack) -> tuple[lis
     sim = Simulator(SimulatorConfig(speed=settings.simulator_speed, seed=settings.simulator_seed, accounts=settings.simulator_accounts))
     await sim.start(host="127.0.0.1", port=0)
     stack.push_async_callback(sim.stop)
+    demo_info["simulator_url"] = sim.base_url
     log.warning(
         "DEMO MODE: no Midjourney account is configured, so jobs run on the built-in simulator at %s "
         "(speed x%g). Images are labelled SIMULATED. Configure an account to use real Midjourney.",
@@ -127,8 +129,9 @@ def create_app(settings: Settings) -> Litestar:
             await store.open()
             stack.push_async_callback(store.close)
 
+            demo_info: dict[str, str] = {}
             if settings.demo:
-                accounts, extra_allow = await _demo_accounts(settings, stack)
+                accounts, extra_allow = await _demo_accounts(settings, stack, demo_info)
             else:
                 accounts = [DiscordAccount(_discord_options(a)) for a in settings.accounts if isinstance(a, DiscordAccountConfig) and a.enabled]
                 extra_allow = ()
@@ -168,6 +171,7 @@ def create_app(settings: Settings) -> Litestar:
                 started_at=time.time(),
             )
             ctx.extras["metrics"] = metrics_
+            ctx.extras["demo"] = demo_info
             ctx.extras["image_serving"] = ImageServing(service, images, catalog)
             app.state.ctx = ctx
             for st in scheduler.statuses():
@@ -176,7 +180,7 @@ def create_app(settings: Settings) -> Litestar:
 
     openai_routes = Router(
         path="/",
-        route_handlers=[list_models, get_model, create_image, accounts],
+        route_handlers=[list_models, get_model, create_image, get_job, accounts],
         exception_handlers=EXCEPTION_HANDLERS,
     )
     return Litestar(

@@ -34,10 +34,11 @@ class AccountView(msgspec.Struct):
     queue_size: int
 
 
-class Readiness(msgspec.Struct):
+class Readiness(msgspec.Struct, omit_defaults=True):
     ready: bool
     demo: bool
     accounts: list[AccountView]
+    simulator_url: str | None = None  # demo mode: the built-in simulator (loopback)
 
 
 def _accounts(request: Request[Any, Any, Any]) -> list[AccountView]:
@@ -67,7 +68,8 @@ def healthz(request: Request[Any, Any, Any]) -> Health:
 def readyz(request: Request[Any, Any, Any]) -> Response[Readiness]:
     ctx = ctx_of(request)
     ready = ctx.scheduler.any_ready()
-    return Response(Readiness(ready=ready, demo=ctx.settings.demo, accounts=_accounts(request)), status_code=200 if ready else 503)
+    body = Readiness(ready=ready, demo=ctx.settings.demo, accounts=_accounts(request), simulator_url=ctx.extras["demo"].get("simulator_url"))
+    return Response(body, status_code=200 if ready else 503)
 
 
 @get("/metrics", media_type="text/plain; version=0.0.4")
