@@ -1,0 +1,153 @@
+"""Placeholder images: real PNG/WebP files with the right geometry, visibly labelled SIMULATED.
+
+A grid is 2x2 quadrants of distinct colours, each showing its number (1-4), the prompt
+(truncated) and what made it; singles are one such panel. Progress previews are the final grid
+shrunk and blurred less as the job advances. All functions here are synchronous and CPU-bound:
+callers run them through `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import functools
+import io
+import random
+import re
+import textwrap
+
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+RGB = tuple[int, int, int]
+
+_AR_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)\s*$")
+MAX_RATIO = 14.0  # Midjourney accepts up to about 1:14 / 14:1
+
+
+def parse_ar(value: str | None) -> tuple[float, float]:
+    """`--ar W:H` -> (W, H); raises ValueError for anything Midjourney would refuse."""
+    if value is None or value == "":
+        return (1.0, 1.0)
+    m = _AR_RE.match(value)
+    if not m:
+        raise ValueError(f"`{value}` is not an aspect ratio like 16:9")
+    w, h = float(m.group(1)), float(m.group(2))
+    if w <= 0 or h <= 0:
+        raise ValueError(f"aspect ratio `{value}` must be positive")
+    if max(w / h, h / w) > MAX_RATIO:
+        raise ValueError(f"aspect ratio `{value}` is too extreme")
+    return (w, h)
+
+
+def size_for(ratio: tuple[float, float], long_side: int) -> tuple[int, int]:
+    """Pixel size with that ratio and that long side, both even (a grid halves evenly)."""
+    w, h = ratio
+    if w >= h:
+        width, height = long_side, max(2, round(long_side * h / w))
+    else:
+        width, height = max(2, round(long_side * w / h)), long_side
+    return (width - width % 2, height - height % 2)
+
+
+def palette(rng: random.Random, count: int = 4) -> list[RGB]:
+    """`count` clearly different colours: hues spread evenly from a random start."""
+    start = rng.random()
+    colours: list[RGB] = []
+    for i in range(count):
+        hue = (start + i / count) % 1.0
+        r, g, b = colorsys.hsv_to_rgb(hue, 0.55 + 0.2 * rng.random(), 0.75 + 0.2 * rng.random())
+        colours.append((round(r * 255), round(g * 255), round(b * 255)))
+    return colours
+
+
+@functools.lru_cache(maxsize=32)
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=max(size, 6))
+    except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _ink(colour: RGB) -> RGB:
+    r, g, b = colour
+    return (20, 20, 20) if (0.299 * r + 0.587 * g + 0.114 * b) > 140 else (245, 245, 245)
+
+
+def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], colour: RGB, number: int | None, prompt: str, caption: str) -> None:
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    draw.rectangle(box, fill=colour)
+    # a lighter band so quadrants read as pictures, not flat fills
+    light = tuple(min(255, c + 40) for c in colour)
+    draw.rectangle((x0, y0 + h * 2 // 3, x1, y1), fill=light)
+    border = max(1, min(w, h) // 128)
+    draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=_ink(colour), width=border)
+    ink = _ink(colour)
+    unit = max(6, min(w, h) // 16)
+    cx = x0 + w // 2
+    y = y0 + unit
+    draw.text((cx, y), "SIMULATED", fill=ink, font=_font(unit * 2), anchor="mt")
+    y += unit * 3
+    if number is not None:
+        draw.text((cx, y), str(number), fill=ink, font=_font(unit * 4), anchor="mt")
+        y += unit * 5
+    chars = max(8, int(w / (unit * 0.6)))
+    lines = textwrap.wrap(prompt, width=chars, max_lines=3, placeholder="…") or [""]
+    for line in lines:
+        draw.text((cx, y), line, fill=ink, font=_font(unit), anchor="mt")
+        y += int(unit * 1.3)
+    if caption:
+        draw.text((cx, y1 - unit), caption, fill=ink, font=_font(unit), anchor="mb")
+
+
+def render_grid(size: tuple[int, int], colours: list[RGB], prompt: str, caption: str = "") -> Image.Image:
+    width, height = size
+    image = Image.new("RGB", size)
+    draw = ImageDraw.Draw(image)
+    hw, hh = width // 2, height // 2
+    boxes = [(0, 0, hw, hh), (hw, 0, width, hh), (0, hh, hw, height), (hw, hh, width, height)]
+    for i, box in enumerate(boxes):
+        _panel(draw, box, colours[i % len(colours)], i + 1, prompt, caption)
+    return image
+
+
+def render_single(size: tuple[int, int], colour: RGB, prompt: str, caption: str = "", number: int | None = None) -> Image.Image:
+    image = Image.new("RGB", size)
+    _panel(ImageDraw.Draw(image), (0, 0, size[0], size[1]), colour, number, prompt, caption)
+    return image
+
+
+def encode_png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG", compress_level=1)
+    return out.getvalue()
+
+
+def preview_webp(image: Image.Image, progress: int, long_side: int) -> bytes:
+    """The picture as it looks at `progress` percent: small, and blurrier the earlier it is."""
+    scale = long_side / max(image.size)
+    small = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
+    radius = max(0.5, (100 - progress) / 100 * long_side / 24)
+    small = small.filter(ImageFilter.GaussianBlur(radius))
+    out = io.BytesIO()
+    small.save(out, format="WEBP", quality=50)
+    return out.getvalue()
+
+
+def image_info(data: bytes) -> tuple[str, int, int] | None:
+    """(format, width, height) if `data` is an image Pillow can read, else None."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.verify()
+            return (str(im.format), im.width, im.height)
+    except Exception:
+        return None
+
+
+def dominant_colour(data: bytes) -> RGB | None:
+    """The average colour of an uploaded image (used to tint blends), None if unreadable."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            px = im.convert("RGB").resize((1, 1)).getpixel((0, 0))
+            return (int(px[0]), int(px[1]), int(px[2]))  # type: ignore[index]
+    except Exception:
+        return None
