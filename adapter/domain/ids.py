@@ -20,15 +20,18 @@ class SnowflakeGenerator:
         self._worker = worker & 0x1F
         self._lock = threading.Lock()
         self._last_ms = 0
+        self._last_inc = -1
         self._counter = itertools.count()
 
     def next(self) -> str:
         with self._lock:
             now = max(int(time.time() * 1000) - DISCORD_EPOCH_MS, self._last_ms)
             inc = next(self._counter) & 0x1FFFF
-            if inc == 0x1FFFF:
+            if now == self._last_ms and inc <= self._last_inc:
+                # the increment wrapped within this millisecond: borrow the next one so the
+                # ids keep growing
                 now += 1
-            self._last_ms = now
+            self._last_ms, self._last_inc = now, inc
             return str((now << 22) | (self._worker << 17) | inc)
 
 
