@@ -89,7 +89,15 @@ class MidjourneyBot:
     def handle(self, inter: Interaction) -> None:
         task = asyncio.get_running_loop().create_task(self._respond(inter))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self.runner.notify()
+
+    def busy(self) -> bool:
+        """Still answering an interaction (a job may not exist yet)."""
+        return bool(self._tasks)
 
     async def stop(self) -> None:
         tasks = list(self._tasks)

@@ -172,7 +172,7 @@ class GatewayServer:
         interval = self.ctx.config.heartbeat_interval_ms / 1000
         while True:
             # A socket that stops beating is a zombie; Discord drops it.
-            remaining = conn.last_heartbeat + interval * 1.5 + 1.0 - time.monotonic()
+            remaining = conn.last_heartbeat + interval * 1.5 + min(interval, 1.0) - time.monotonic()
             try:
                 raw = await asyncio.wait_for(conn.ws.recv(), timeout=max(remaining, 0.01))
             except TimeoutError:

@@ -17,6 +17,7 @@ import random
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from typing import Literal
 
 import msgspec
@@ -231,9 +232,13 @@ class JobRunner:
     def busy(self) -> bool:
         return any(j.state in (JobState.QUEUED, JobState.RUNNING) for j in self.jobs.values())
 
-    async def wait_idle(self, timeout: float) -> None:
+    def notify(self) -> None:
+        """Something that `wait_idle` may be waiting on changed."""
+        self._changed.set()
+
+    async def wait_idle(self, timeout: float, also_busy: Callable[[], bool] = lambda: False) -> None:
         async with asyncio.timeout(timeout):
-            while self.busy():
+            while self.busy() or also_busy():
                 self._changed.clear()
                 await self._changed.wait()
 

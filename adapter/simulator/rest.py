@@ -23,6 +23,7 @@ from urllib.parse import unquote
 import msgspec
 from litestar import Litestar, Request, Response, get, post, put
 from litestar.exceptions import HTTPException, NotFoundException
+from litestar.params import FromPath
 from litestar.types import ASGIApp, Message as AsgiMessage, Receive, Scope, Send
 
 from adapter.simulator.cdn import content_type_for, safe_filename
@@ -193,14 +194,14 @@ def build_app(ctx: SimContext) -> ASGIApp:
         return json_response(200, ctx.commands.index())
 
     @get(f"{API}/guilds/{{guild_id:str}}/application-command-index")
-    async def guild_command_index(request: Request[Any, Any, Any], guild_id: str) -> Response[bytes]:
+    async def guild_command_index(request: Request[Any, Any, Any], guild_id: FromPath[str]) -> Response[bytes]:
         user, refused = guard(request)
         if refused or user is None:
             return refused or _unauthorized()
         return command_index(user, guild_id)
 
     @get(f"{API}/channels/{{channel_id:str}}/application-commands/search")
-    async def command_search(request: Request[Any, Any, Any], channel_id: str) -> Response[bytes]:
+    async def command_search(request: Request[Any, Any, Any], channel_id: FromPath[str]) -> Response[bytes]:
         user, refused = guard(request)
         if refused or user is None:
             return refused or _unauthorized()
@@ -210,7 +211,7 @@ def build_app(ctx: SimContext) -> ASGIApp:
         return json_response(200, {**body, "cursor": {"next": None, "previous": None, "repaired": None}})
 
     @post(f"{API}/channels/{{channel_id:str}}/attachments", status_code=200)
-    async def attachments(request: Request[Any, Any, Any], channel_id: str) -> Response[bytes]:
+    async def attachments(request: Request[Any, Any, Any], channel_id: FromPath[str]) -> Response[bytes]:
         user, refused = guard(request)
         if refused or user is None:
             return refused or _unauthorized()
@@ -238,7 +239,7 @@ def build_app(ctx: SimContext) -> ASGIApp:
         return json_response(200, {"attachments": out})
 
     @put("/_upload/{key:str}", status_code=200)
-    async def upload(request: Request[Any, Any, Any], key: str) -> Response[bytes]:
+    async def upload(request: Request[Any, Any, Any], key: FromPath[str]) -> Response[bytes]:
         upload_filename = world.upload_keys.get(key)
         upload = world.uploads.get(upload_filename or "")
         if upload is None:
@@ -251,7 +252,7 @@ def build_app(ctx: SimContext) -> ASGIApp:
         return Response(content=b"", status_code=200, media_type="text/plain")
 
     @post(f"{API}/channels/{{channel_id:str}}/messages", status_code=200)
-    async def create_message(request: Request[Any, Any, Any], channel_id: str) -> Response[bytes]:
+    async def create_message(request: Request[Any, Any, Any], channel_id: FromPath[str]) -> Response[bytes]:
         user, refused = guard(request)
         if refused or user is None:
             return refused or _unauthorized()
@@ -288,7 +289,7 @@ def build_app(ctx: SimContext) -> ASGIApp:
         return json_response(200, message)
 
     @get(f"{API}/channels/{{channel_id:str}}/messages")
-    async def history(request: Request[Any, Any, Any], channel_id: str) -> Response[bytes]:
+    async def history(request: Request[Any, Any, Any], channel_id: FromPath[str]) -> Response[bytes]:
         user, refused = guard(request)
         if refused or user is None:
             return refused or _unauthorized()
@@ -304,7 +305,7 @@ def build_app(ctx: SimContext) -> ASGIApp:
         return json_response(200, messages)
 
     @get(f"{API}/channels/{{channel_id:str}}/messages/{{message_id:str}}")
-    async def one_message(request: Request[Any, Any, Any], channel_id: str, message_id: str) -> Response[bytes]:
+    async def one_message(request: Request[Any, Any, Any], channel_id: FromPath[str], message_id: FromPath[str]) -> Response[bytes]:
         user, refused = guard(request)
         if refused or user is None:
             return refused or _unauthorized()
@@ -316,7 +317,7 @@ def build_app(ctx: SimContext) -> ASGIApp:
         return json_response(200, message)
 
     @put(f"{API}/channels/{{channel_id:str}}/messages/{{message_id:str}}/reactions/{{emoji:str}}/@me", status_code=200)
-    async def react(request: Request[Any, Any, Any], channel_id: str, message_id: str, emoji: str) -> Response[Any]:
+    async def react(request: Request[Any, Any, Any], channel_id: FromPath[str], message_id: FromPath[str], emoji: FromPath[str]) -> Response[Any]:
         user, refused = guard(request)
         if refused or user is None:
             return refused or _unauthorized()
@@ -338,7 +339,7 @@ def build_app(ctx: SimContext) -> ASGIApp:
     # --- CDN and the iframe backend --------------------------------------------------------
 
     @get("/attachments/{channel_id:str}/{attachment_id:str}/{filename:str}")
-    async def cdn_file(request: Request[Any, Any, Any], channel_id: str, attachment_id: str, filename: str) -> Response[bytes]:
+    async def cdn_file(request: Request[Any, Any, Any], channel_id: FromPath[str], attachment_id: FromPath[str], filename: FromPath[str]) -> Response[bytes]:
         path = ctx.cdn.path(channel_id, attachment_id, filename)
         query = {k: [v] for k, v in request.query_params.items()}
         file = ctx.cdn.get(path) if ctx.cdn.verify(path, query) else None
@@ -356,7 +357,7 @@ def build_app(ctx: SimContext) -> ASGIApp:
         return json_response(status, answer)
 
     @get(["/inpaint/{rest:path}", "/captcha/{rest:path}"])
-    async def iframe_page(rest: str) -> Response[bytes]:
+    async def iframe_page(rest: FromPath[str]) -> Response[bytes]:
         html = b"<!doctype html><title>Simulated Midjourney iframe</title><p>SIMULATED: this editor has no UI; POST /inpaint/api/submit-job instead.</p>"
         return Response(content=html, status_code=200, media_type="text/html")
 

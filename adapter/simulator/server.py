@@ -115,9 +115,9 @@ class Simulator:
         await self._ctx.gateway.stop()
 
     async def wait_idle(self, timeout: float) -> None:
-        """Until no job is queued or running (stalled jobs do not count). TimeoutError after
-        `timeout` seconds."""
-        await self._ctx.runner.wait_idle(timeout)
+        """Until the bot has answered every interaction and no job is queued or running
+        (stalled jobs do not count). TimeoutError after `timeout` seconds."""
+        await self._ctx.runner.wait_idle(timeout, also_busy=self._ctx.bot.busy)
 
     async def __aenter__(self) -> Simulator:
         await self.start()
