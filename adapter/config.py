@@ -38,7 +38,8 @@ class Secret(str):
 def _dec_hook(tp: type, obj: Any) -> Any:
     if tp is Secret:
         if not isinstance(obj, str):
-            raise msgspec.ValidationError("expected a string")
+            # a ValueError (not ValidationError) lets msgspec add the field path to the message
+            raise ValueError("expected a string")
         return Secret(obj)
     if tp is Path:
         return Path(obj)
@@ -125,7 +126,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return not any(a.enabled for a in self.accounts)
 
     def resolved_store_url(self) -> str:
-        return self.store_url or f"sqlite:///{(self.data_dir / 'jobs.db').resolve()}"
+        # the path is absolute, so its own leading "/" is the third slash of "sqlite:///<path>"
+        return self.store_url or f"sqlite://{(self.data_dir / 'jobs.db').resolve()}"
 
 
 class ConfigError(ValueError):
@@ -152,9 +154,14 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
             out[field] = _split_list(value)
         elif name == "MODEL_ALIASES":
             # "dall-e-3=midjourney,gpt-image-1=midjourney-relax"
-            out[field] = dict(p.split("=", 1) for p in _split_list(value) if "=" in p)
+            # (spaces around `=` are allowed: "a = b" must not become the alias "a " -> " b")
+            out[field] = {k.strip(): v.strip() for k, v in (p.split("=", 1) for p in _split_list(value) if "=" in p)}
         elif name == "ACCOUNTS":
-            out[field] = msgspec.json.decode(value)
+            try:
+                out[field] = msgspec.json.decode(value)
+            except msgspec.DecodeError as exc:
+                # msgspec's message gives a byte offset, never the content (which holds tokens)
+                raise ConfigError(f"{key} is not valid JSON: {exc}") from None
         elif name.startswith("TIMEOUT_"):
             out.setdefault("timeouts", {})[name[len("TIMEOUT_") :].lower()] = value
         elif field in fields:
@@ -210,6 +217,8 @@ def load_settings(config_file: str | Path | None = None, env: Mapping[str, str] 
 
 
 def _finish(settings: Settings) -> Settings:
+    if not 0 <= settings.port <= 65535:
+        raise ConfigError(f"port must be between 0 and 65535, got {settings.port}")
     accounts: list[AccountConfig] = []
     seen: set[str] = set()
     for i, acct in enumerate(settings.accounts):
