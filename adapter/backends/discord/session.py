@@ -104,6 +104,7 @@ class DiscordAccountOptions(msgspec.Struct, kw_only=True, frozen=True):
     modal_timeout_seconds: float = 30.0
     connect_timeout_seconds: float = 30.0
     history_pages: int = 4  # recovery looks this many pages of 50 back
+    invalid_session_delay: tuple[float, float] = (1.0, 5.0)  # Discord asks for a 1-5 s pause
 
 
 def _fail(category: ErrorCategory, message: str, title: str | None = None) -> JobFailed:
@@ -132,6 +133,7 @@ class DiscordAccount:
             on_state=self._on_gateway_state,
             compress=options.compress,
             rng=self._rng,
+            invalid_session_delay=options.invalid_session_delay,
         )
         self._channel = Channel(guild_id=options.guild_id, channel_id=options.channel_id)
         self._commands = CommandCache(self._rest, options.guild_id)
