@@ -41,11 +41,9 @@ def parse_ar(value: str | None) -> tuple[float, float]:
 def size_for(ratio: tuple[float, float], long_side: int) -> tuple[int, int]:
     """Pixel size with that ratio and that long side, both even (a grid halves evenly)."""
     w, h = ratio
-    if w >= h:
-        width, height = long_side, max(2, round(long_side * h / w))
-    else:
-        width, height = max(2, round(long_side * w / h)), long_side
-    return (width - width % 2, height - height % 2)
+    long_side -= long_side % 2
+    short = max(2, 2 * round(long_side * min(w, h) / max(w, h) / 2))
+    return (long_side, short) if w >= h else (short, long_side)
 
 
 def palette(rng: random.Random, count: int = 4) -> list[RGB]:

@@ -104,12 +104,24 @@ class Simulator:
         await self._ctx.bot.stop()
         await self._ctx.runner.stop()
         if self._http is not None:
-            self._http.should_exit = True
-            self._http.force_exit = True  # do not wait for idle keep-alive clients
+            # uvicorn's own shutdown() sleeps a fixed 0.1 s; tests start and stop a simulator
+            # per test, so close listeners and connections directly instead.
+            server = self._http
+            server.should_exit = True
+            for listener in server.servers:
+                listener.close()
+            for connection in list(server.server_state.connections):
+                connection.shutdown()
             try:
-                await asyncio.wait_for(self._http.shutdown(sockets=[self._sock] if self._sock else None), timeout=5)
+                async with asyncio.timeout(5):
+                    while server.server_state.connections:
+                        await asyncio.sleep(0.01)
+                    for listener in server.servers:
+                        await listener.wait_closed()
             except TimeoutError:
                 log.warning("simulator HTTP server did not stop in time")
+            if self._sock is not None:
+                self._sock.close()
             self._http = None
             self._sock = None
         await self._ctx.gateway.stop()
