@@ -38,7 +38,7 @@ from adapter.simulator.wire import Embed, Message, ModalRow, TextInput
 
 log = logging.getLogger(__name__)
 
-MAX_OPEN_MODALS = 1000
+MAX_REMEMBERED = 1000  # open modals, iframes, describe/shorten results kept per simulator
 BOT_THINK_SECONDS = 0.4  # realistic seconds between an interaction and the bot's answer
 _URL_IN_PROMPT = re.compile(r"https?://[^\s>]+")
 
@@ -80,8 +80,8 @@ class MidjourneyBot:
         self.runner = runner
         self.modals: OrderedDict[str, OpenModal] = OrderedDict()  # by the opening interaction id
         self.iframes: OrderedDict[str, OpenModal] = OrderedDict()  # by iframe token
-        self.describes: dict[str, Described] = {}  # by message id
-        self.shortens: dict[str, list[str]] = {}  # by message id
+        self.describes: OrderedDict[str, Described] = OrderedDict()  # by message id
+        self.shortens: OrderedDict[str, list[str]] = OrderedDict()  # by message id
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- entry points ----------------------------------------------------------------------
@@ -320,7 +320,7 @@ class MidjourneyBot:
         await self.ctx.clock.sleep(inter.rng.uniform(3.0, 6.0))
         prompts = content.describe_prompts(inter.rng, _ratio_text(width, height))
         self.messenger.edit(message, embeds=[content.describe_embed(prompts, url, width, height)], components=components.describe_rows())
-        self.describes[message.id] = Described(prompts=prompts, image_url=url, width=width, height=height)
+        self._remember(self.describes, message.id, Described(prompts=prompts, image_url=url, width=width, height=height))
 
     async def _cmd_blend(self, inter: Interaction) -> None:
         self._ack(inter)
@@ -362,7 +362,7 @@ class MidjourneyBot:
         await self.ctx.clock.sleep(inter.rng.uniform(2.0, 4.0))
         embed, options = content.shorten_embed(content.echo_prompt(prompt, self.ctx.config.seed))
         message = self._reply(inter, origin, ephemeral=False, embeds=[embed], components=components.shorten_rows())
-        self.shortens[message.id] = options
+        self._remember(self.shortens, message.id, options)
 
     async def _cmd_info(self, inter: Interaction) -> None:
         self._ack(inter)
@@ -552,9 +552,10 @@ class MidjourneyBot:
 
     # --- modals and iframes ----------------------------------------------------------------
 
-    def _remember(self, box: OrderedDict[str, OpenModal], key: str, modal: OpenModal) -> None:
-        box[key] = modal
-        while len(box) > MAX_OPEN_MODALS:
+    @staticmethod
+    def _remember(box: OrderedDict[str, Any], key: str, value: Any) -> None:
+        box[key] = value
+        while len(box) > MAX_REMEMBERED:
             box.popitem(last=False)
 
     def _open_modal(
@@ -686,7 +687,7 @@ class MidjourneyBot:
             nonce=modal.nonce, session_id=modal.session_id or "", source=source,
         )
         # A stand-in interaction: the job belongs to the button press that opened the editor.
-        inter = _StandIn(modal, user, self.ctx)
+        inter = _StandIn(modal, user, self.ctx, src.app_id)
         if err := self.prompt_error(prompt_raw, prompt_raw):
             self._reply(inter, origin, ephemeral=True, embeds=[err])  # type: ignore[arg-type]
             return 200, {"success": True}
@@ -701,11 +702,11 @@ class _StandIn:
     """Just enough of an Interaction for `_job` / `_reply` / `_submit` (iframe submits have no
     Discord interaction of their own)."""
 
-    def __init__(self, modal: OpenModal, user: Any, ctx: SimContext) -> None:
+    def __init__(self, modal: OpenModal, user: Any, ctx: SimContext, application_id: str) -> None:
         self.id = modal.interaction_id
         self.user = user
         self.channel_id = modal.channel_id
-        self.application_id = next(iter(APP_NAMES))
+        self.application_id = application_id
         self.session_id = modal.session_id or ""
         self.nonce = modal.nonce
         self.rng = ctx.child_rng()

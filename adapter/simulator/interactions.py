@@ -37,11 +37,15 @@ class InteractionRecord(msgspec.Struct, frozen=True):
 
 
 class InteractionLog:
+    MAX_RECORDS = 10_000  # oldest records drop off beyond this
+
     def __init__(self) -> None:
         self.records: list[InteractionRecord] = []
 
     def add(self, user_id: str, type_: int, name: str, nonce: str | None, outcome: str, interaction_id: str | None = None) -> None:
         self.records.append(InteractionRecord(time.monotonic(), user_id, type_, name, nonce, outcome, interaction_id))
+        if len(self.records) > self.MAX_RECORDS:
+            del self.records[: len(self.records) - self.MAX_RECORDS]
 
 
 class InteractionPayload(msgspec.Struct):

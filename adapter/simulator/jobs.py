@@ -34,6 +34,7 @@ from adapter.simulator.wire import ActionRow, Attachment, Message
 log = logging.getLogger(__name__)
 
 GRID_STEPS = (0, 15, 31, 46, 62, 78, 93)
+MAX_JOBS = 5000  # finished jobs beyond this are forgotten, oldest first (a long demo run)
 UPSCALE_STEPS = (0, 31, 62, 93)
 
 
@@ -186,6 +187,7 @@ class JobRunner:
     def submit(self, job: SimJob) -> tuple[SubmitOutcome, int]:
         """Start now, queue (returns the queue position) or refuse (queue full)."""
         self.jobs[job.hash] = job
+        self._forget_old()
         if not job.counts_toward_limits:
             self._start(job)
             return ("started", 0)
@@ -222,6 +224,13 @@ class JobRunner:
             lane.running.append(nxt)
             self._start(nxt)
         self._changed.set()
+
+    def _forget_old(self) -> None:
+        excess = len(self.jobs) - MAX_JOBS
+        if excess <= 0:
+            return
+        for key in [k for k, j in self.jobs.items() if j.state.finished][:excess]:
+            del self.jobs[key]
 
     def counts(self, user_id: str) -> tuple[int, int, list[str]]:
         """(queued fast+turbo, queued relax, running job hashes)."""

@@ -13,6 +13,7 @@ from adapter.simulator.config import SimAccount
 from adapter.simulator.wire import Message, User
 
 MAX_EPHEMERAL_PER_USER = 200
+MAX_CHANNEL_MESSAGES = 10_000  # oldest messages drop out of history beyond this
 
 
 class UserState:
@@ -48,6 +49,8 @@ class Channel:
     def add(self, message: Message) -> None:
         self.messages[message.id] = message
         bisect.insort(self._order, int(message.id))
+        while len(self._order) > MAX_CHANNEL_MESSAGES:
+            self.messages.pop(str(self._order.pop(0)), None)
 
     def remove(self, message_id: str) -> Message | None:
         message = self.messages.pop(message_id, None)

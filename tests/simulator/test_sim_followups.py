@@ -17,7 +17,7 @@ from adapter.domain.buttons import UUID_RE
 from adapter.simulator import Simulator
 
 from .conftest import Client
-from .harness import button_id, buttons, custom_ids
+from .harness import buttons, custom_ids
 
 
 def job_hash(message: dict[str, Any]) -> str:
