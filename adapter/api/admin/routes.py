@@ -14,7 +14,7 @@ from litestar.response import File
 
 from adapter.api.context import ctx_of
 from adapter.api.openai.router_images import openai_owner
-from adapter.media.store import is_valid_key
+from adapter.media.store import content_type_from_key, is_valid_key
 
 
 class Health(msgspec.Struct):
@@ -94,6 +94,7 @@ async def image_file(request: Request[Any, Any, Any], key: FromPath[str]) -> Fil
         raise NotFoundException("No such image.")
     return File(
         path=path,
+        media_type=content_type_from_key(key) or "application/octet-stream",
         content_disposition_type="inline",
         headers={"Cache-Control": "public, max-age=31536000, immutable", "X-Content-Type-Options": "nosniff"},
     )
