@@ -4,6 +4,7 @@ rate-limit headers."""
 from __future__ import annotations
 
 import io
+import json
 import time
 from urllib.parse import urlsplit
 
@@ -209,3 +210,30 @@ async def test_interaction_log_over_control_api(sim: Simulator, client: Client) 
         log = (await http.get(f"{sim.base_url}/_simulator/interactions")).json()
     assert log[-1]["nonce"] == nonce and log[-1]["outcome"] == "accepted" and log[-1]["user_id"] == client.user_id
     assert log[-1]["name"] == "imagine" and log[-1]["interaction_id"]
+
+
+async def test_multipart_interaction_with_a_file(client: Client) -> None:
+    cid, version = await client.rest.command_version("describe")
+    nonce = client.rest.nonce()
+    payload = {
+        "type": 2, "application_id": MJ_APP, "guild_id": client.account.guild_id, "channel_id": client.account.channel_id,
+        "session_id": client.session_id, "nonce": nonce,
+        "data": {"version": version, "id": cid, "name": "describe", "type": 1,
+                 "options": [{"type": 11, "name": "image", "value": "0"}], "attachments": [{"id": "0", "filename": "p.png"}]},
+    }
+    r = await client.rest.http.post(
+        "/interactions",
+        data={"payload_json": json.dumps(payload)},
+        files={"files[0]": ("p.png", png_bytes(size=(40, 40)), "image/png")},
+    )
+    assert r.status_code == 204, r.text
+    first = await client.gw.event("MESSAGE_CREATE", lambda d: d.get("nonce") == nonce)
+    done = await client.gw.event("MESSAGE_UPDATE", lambda d: d["id"] == first["id"] and bool(d["components"]))
+    assert done["embeds"][0]["description"].count("--ar 1:1") == 4
+
+
+async def test_command_search_endpoint(client: Client) -> None:
+    r = await client.rest.http.get(f"/channels/{client.account.channel_id}/application-commands/search", params={"type": 1})
+    assert r.status_code == 200
+    names = {c["name"] for c in r.json()["application_commands"]}
+    assert {"imagine", "describe", "blend", "shorten", "info", "fast", "relax", "turbo", "settings", "show"} <= names
