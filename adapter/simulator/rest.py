@@ -29,6 +29,7 @@ from litestar.types import ASGIApp, Message as AsgiMessage, Receive, Scope, Send
 from adapter.simulator.cdn import content_type_for, safe_filename
 from adapter.simulator.context import SimContext
 from adapter.simulator.control import control_routes
+from adapter.simulator.images import image_info
 from adapter.simulator.interactions import InteractionRefused, accept
 from adapter.simulator.state import Upload, UserState
 from adapter.simulator.wire import Message, iso_timestamp
@@ -272,7 +273,14 @@ def build_app(ctx: SimContext) -> ASGIApp:
             if up is None or up.data is None or (up.user_id and up.user_id != user.id):
                 return json_response(400, {"message": "Invalid Form Body", "code": 50035, "errors": {"attachments": {str(i): {"_errors": [{"code": "ATTACHMENT_NOT_FOUND", "message": "The attachment was not uploaded"}]}}}})
             name = ref.get("filename") if isinstance(ref.get("filename"), str) else up.filename
-            atts.append(ctx.cdn.store(channel_id, name, up.data, content_type=up.content_type if up.content_type.startswith("image/") else None))
+            info = image_info(up.data)
+            atts.append(
+                ctx.cdn.store(
+                    channel_id, name, up.data,
+                    width=info[1] if info else None, height=info[2] if info else None,
+                    content_type=up.content_type if up.content_type.startswith("image/") else None,
+                )
+            )
         text = body.get("content") if isinstance(body.get("content"), str) else ""
         if not text and not atts:
             return json_response(400, {"message": "Cannot send an empty message", "code": 50006})

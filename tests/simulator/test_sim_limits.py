@@ -103,3 +103,14 @@ async def test_accepted_flags(sim: Simulator) -> None:
         assert any("upsample" in c["custom_id"] for row in final["components"] for c in row["components"])
     finally:
         await close_client(client)
+
+
+async def test_a_dead_link_to_our_cdn_is_an_invalid_link(sim: Simulator) -> None:
+    client = await connect_client(sim)
+    try:
+        dead = f"{sim.base_url}/attachments/1/2/x.png?ex=1&is=1&hm=00&"
+        r, nonce = await client.rest.imagine(client.session_id, f"{dead} a cat")
+        msg = await client.gw.event("MESSAGE_CREATE", lambda d: d.get("nonce") == nonce)
+        assert msg["embeds"][0]["title"] == "Invalid link"
+    finally:
+        await close_client(client)

@@ -126,6 +126,7 @@ async def test_upload_message_and_cdn(client: Client) -> None:
     message = r.json()
     assert message["author"]["id"] == client.user_id and message["nonce"] == "777"
     url = message["attachments"][0]["url"]
+    assert (message["attachments"][0]["width"], message["attachments"][0]["height"]) == (60, 40)
     assert set(dict(q.split("=") for q in urlsplit(url).query.rstrip("&").split("&"))) == {"ex", "is", "hm"}
     created = await client.gw.event("MESSAGE_CREATE", lambda d: d["id"] == message["id"])
     assert created["attachments"][0]["url"] == url
