@@ -63,6 +63,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=5,
         access_log=False,
+        log_config=None,  # keep our logging format for uvicorn's loggers too
     )
     server = uvicorn.Server(config)
     print(f"mj-adapter listening on http://{settings.host}:{settings.port}/v1" + ("  (demo mode: built-in simulator)" if settings.demo else ""), file=sys.stderr, flush=True)

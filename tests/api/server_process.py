@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -88,3 +89,56 @@ class ServerProcess:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+class SimulatorProcess:
+    def __init__(self, tmp: Path, speed: float, accounts: int = 1) -> None:
+        self.port = free_port()
+        self.log_path = tmp / "simulator.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "adapter", "simulator", "--port", str(self.port), "--speed", str(speed), "--accounts", str(accounts)],
+            stdout=open(self.log_path, "ab"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
+        )
+        self.base = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                r = httpx.get(self.base + "/_simulator/accounts", timeout=1)
+                if r.status_code == 200:
+                    self.accounts: list[dict[str, Any]] = r.json()
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.proc.kill()
+        raise TimeoutError(self.log_path.read_text())
+
+    def interactions(self) -> list[dict[str, Any]]:
+        return httpx.get(self.base + "/_simulator/interactions", timeout=5).json()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+    def account_config(self, index: int = 0, **overrides: Any) -> dict[str, Any]:
+        """An adapter account table pointing at this simulator."""
+        acct = self.accounts[index]
+        return {
+            "token": acct["token"],
+            "guild_id": acct["guild_id"],
+            "channel_id": acct["channel_id"],
+            "rest_base": self.base + "/api/v9",
+            "inpaint_submit_url": self.base + "/inpaint/api/submit-job",
+            "min_gap_seconds": 0.01,
+            "gap_jitter_seconds": 0,
+            **overrides,
+        }
+
+    def fault(self, name: str, body: dict[str, Any] | None = None) -> None:
+        httpx.post(f"{self.base}/_simulator/faults/{name}", json=body or {}, timeout=5).raise_for_status()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -17,44 +15,9 @@ import openai
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from server_process import KEY_A, ServerProcess, free_port  # noqa: E402
+from server_process import KEY_A, ServerProcess, SimulatorProcess  # noqa: E402
 
 AUTH = {"Authorization": f"Bearer {KEY_A}"}
-
-
-class SimulatorProcess:
-    def __init__(self, tmp: Path, speed: float) -> None:
-        self.port = free_port()
-        self.log_path = tmp / "simulator.log"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "adapter", "simulator", "--port", str(self.port), "--speed", str(speed), "--accounts", "1"],
-            stdout=open(self.log_path, "ab"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-            env=os.environ.copy(),
-        )
-        self.base = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                r = httpx.get(self.base + "/_simulator/accounts", timeout=1)
-                if r.status_code == 200:
-                    self.accounts: list[dict[str, Any]] = r.json()
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        self.proc.kill()
-        raise TimeoutError(self.log_path.read_text())
-
-    def interactions(self) -> list[dict[str, Any]]:
-        return httpx.get(self.base + "/_simulator/interactions", timeout=5).json()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 @pytest.fixture
@@ -78,18 +41,7 @@ def wait_job(server: ServerProcess, job_id: str, timeout: float = 30) -> dict[st
 
 
 def test_sigkill_mid_job_then_restart_completes_without_a_second_submit(tmp_path: Path, simulator: SimulatorProcess) -> None:
-    acct = simulator.accounts[0]
-    accounts = [
-        {
-            "token": acct["token"],
-            "guild_id": acct["guild_id"],
-            "channel_id": acct["channel_id"],
-            "rest_base": simulator.base + "/api/v9",
-            "inpaint_submit_url": simulator.base + "/inpaint/api/submit-job",
-            "min_gap_seconds": 0.01,
-            "gap_jitter_seconds": 0,
-        }
-    ]
+    accounts = [simulator.account_config()]
     env = {"MJ_ADAPTER_ACCOUNTS": json.dumps(accounts), "MJ_ADAPTER_FETCH_ALLOW_HOSTS": "127.0.0.1"}
     data = tmp_path / "data"
     server = ServerProcess(data, env=env).start()

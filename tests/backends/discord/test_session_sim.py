@@ -352,3 +352,61 @@ async def test_recover_reports_a_job_with_no_trace(account: AccountFactory) -> N
             acct.recover(RecoveryProbe(operation=Imagine(prompt="never sent"), submitted_at_ms=now_ms(), nonce="123", prompt="never sent"), Recorder()),
             WAIT,
         )
+
+
+async def test_stale_command_version_is_refreshed_and_retried_once(sim: Simulator, account: AccountFactory) -> None:
+    acct = await account()
+    await run(acct, Imagine(prompt="warm the command cache"))
+    refreshes = acct._commands.refreshes
+    await control(sim, "faults/bump-command-versions", {"name": "imagine"})
+    out, _ = await run(acct, Imagine(prompt="after a version bump"))
+    assert out.image_url and acct._commands.refreshes == refreshes + 1
+
+
+async def test_midjourney_side_captcha_pauses_the_account(sim: Simulator, account: AccountFactory) -> None:
+    acct = await account()
+    await control(sim, "faults/captcha-next-interaction", {"kind": "midjourney"})
+    with pytest.raises(JobFailed) as err:
+        await run(acct, Imagine(prompt="are you human"))
+    assert err.value.error.category is ErrorCategory.ACCOUNT
+    assert acct.status().state is AccountState.PAUSED
+    acct.resume()
+    assert acct.status().state is AccountState.READY
+
+
+async def test_midjourney_failure_is_retryable(sim: Simulator, account: AccountFactory) -> None:
+    acct = await account()
+    await control(sim, "faults/fail-next-job", {"title": "Sorry! Could not complete the job!"})
+    with pytest.raises(JobFailed) as err:
+        await run(acct, Imagine(prompt="unlucky"))
+    assert err.value.error.category is ErrorCategory.RETRYABLE
+    assert "Could not complete" in err.value.error.message
+
+
+async def test_remix_modals_are_answered(sim: Simulator, account: AccountFactory) -> None:
+    acct = await account()
+    grid, _ = await run(acct, Imagine(prompt="a blue house"))
+    await control(sim, "settings", {"user_id": sim.accounts[0].user_id, "remix": True})
+    v1 = button(grid, Action.VARIATION, index=1)
+    remixed, _ = await run(acct, PressButton(message_id=v1.message_id, custom_id=v1.custom_id, prompt="a red house"))
+    assert remixed.image_url and "red house" in remixed.prompt
+    plain, _ = await run(acct, button(grid, Action.VARIATION, index=2))  # no new prompt: the prefilled one
+    assert plain.image_url and "blue house" in plain.prompt
+
+
+async def test_mode_switch_is_acknowledged_and_used(sim: Simulator, account: AccountFactory) -> None:
+    acct = await account()
+    await acct.switch_mode(Mode.RELAX)
+    info, _ = await run(acct, Info())
+    assert any("relax" in t.lower() for t in info.texts if t.lower().startswith("job mode")), info.texts
+    grid, _ = await run(acct, Imagine(prompt="slow and steady"), Mode.RELAX)
+    assert grid.mode is Mode.RELAX
+
+
+async def test_daily_cap_stops_sending_and_cools_down(account: AccountFactory) -> None:
+    acct = await account(daily_cap=1)
+    await run(acct, Imagine(prompt="the only one today"))
+    with pytest.raises(NotSent):
+        await run(acct, Imagine(prompt="one too many"))
+    st = acct.status()
+    assert st.state is AccountState.COOLING_DOWN and "cap" in (st.reason or "")
