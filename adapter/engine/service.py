@@ -538,6 +538,8 @@ class _Progress:
         self.job = job
         self._pending: set[asyncio.Task[None]] = set()
         self._preview_step = 0
+        self._preview_wanted: str | None = None  # newest preview URL not fetched yet
+        self._preview_busy = False
 
     def emit(self, ev: JobEvent) -> None:
         job = self.job
@@ -561,8 +563,11 @@ class _Progress:
             job.preview_url = preview
         self._later(self._save())
         if preview:
-            self._preview_step += 1
-            self._later(self._fetch_preview(preview, self._preview_step))
+            # one fetch at a time; previews that arrive meanwhile are superseded by the newest
+            self._preview_wanted = preview
+            if not self._preview_busy:
+                self._preview_busy = True
+                self._later(self._fetch_previews())
 
     def _later(self, coro: Any) -> None:
         task = self.s._spawn(coro, f"progress-{self.job.id}")
@@ -580,15 +585,20 @@ class _Progress:
                 return
             self.s.bus.publish(msgspec.structs.replace(self.job))
 
-    async def _fetch_preview(self, url: str, step: int) -> None:
+    async def _fetch_previews(self) -> None:
         try:
-            ref = await self.s.ingester.preview(self.job, url, step)
-        except Exception as exc:
-            log.debug("job %s: preview not fetched: %s", self.job.id, exc)
-            return
-        if step == self._preview_step:  # only the newest preview counts
-            self.job.preview_image = ref
-            await self._save()
+            while (url := self._preview_wanted) is not None and not self.job.status.finished:
+                self._preview_wanted = None
+                self._preview_step += 1
+                try:
+                    ref = await self.s.ingester.preview(self.job, url, self._preview_step)
+                except Exception as exc:
+                    log.debug("job %s: preview not fetched: %s", self.job.id, exc)
+                    continue
+                self.job.preview_image = ref
+                await self._save()
+        finally:
+            self._preview_busy = False
 
     async def settled(self) -> None:
         """Wait for (or drop) background work before the job's final write."""

@@ -120,14 +120,22 @@ def encode_png(image: Image.Image) -> bytes:
     return out.getvalue()
 
 
-def preview_webp(image: Image.Image, progress: int, long_side: int) -> bytes:
-    """The picture as it looks at `progress` percent: small, and blurrier the earlier it is."""
+def downscale(image: Image.Image, long_side: int) -> Image.Image:
+    """A copy whose longest side is `long_side` (never enlarged)."""
+    if max(image.size) <= long_side:
+        return image
     scale = long_side / max(image.size)
-    small = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
+    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BILINEAR)
+
+
+def preview_webp(image: Image.Image, progress: int, long_side: int) -> bytes:
+    """The picture as it looks at `progress` percent: small, and blurrier the earlier it is.
+    Pass an already downscaled image (see `downscale`) to keep per-step work small."""
+    small = downscale(image, long_side)
     radius = max(0.5, (100 - progress) / 100 * long_side / 24)
     small = small.filter(ImageFilter.GaussianBlur(radius))
     out = io.BytesIO()
-    small.save(out, format="WEBP", quality=50)
+    small.save(out, format="WEBP", quality=50, method=0)
     return out.getvalue()
 
 

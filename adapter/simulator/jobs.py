@@ -330,6 +330,8 @@ class JobRunner:
             await asyncio.Event().wait()  # for ever, until cancelled or moderated
 
         picture = await asyncio.to_thread(self._render, job)
+        # every preview starts from the same small copy: downscale once, not at every step
+        small = await asyncio.to_thread(images.downscale, picture, ctx.config.preview_long_side)
         await ctx.clock.sleep(job.plan.start_delay)
         for i, percent in enumerate(job.plan.steps):
             if fail is not None and percent >= job.fail_at:
@@ -337,7 +339,7 @@ class JobRunner:
                 return
             attachments: list[Attachment] = []
             if percent > 0:
-                data = await asyncio.to_thread(images.preview_webp, picture, percent, ctx.config.preview_long_side)
+                data = await asyncio.to_thread(images.preview_webp, small, percent, ctx.config.preview_long_side)
                 attachments = [ctx.cdn.store(job.channel_id, f"{job.hash}_grid_0.webp", data, content_type="image/webp")]
             self.messenger.edit(
                 progress,
