@@ -312,28 +312,30 @@ def build_app(ctx: SimContext) -> ASGIApp:
         messages = world.channels[channel_id].history(limit, before=q.get("before") or None, after=q.get("after") or None)
         return json_response(200, messages)
 
-    @get(f"{API}/channels/{{channel_id:str}}/messages/{{message_id:str}}")
-    async def one_message(request: Request[Any, Any, Any], channel_id: FromPath[str], message_id: FromPath[str]) -> Response[bytes]:
+    def message_guard(
+        request: Request[Any, Any, Any], channel_id: str, message_id: str
+    ) -> tuple[UserState | None, Any, Response[bytes] | None]:
+        """(user, message) a caller may see in its channel, or the answer Discord would give."""
         user, refused = guard(request)
         if refused or user is None:
-            return refused or _unauthorized()
+            return None, None, refused or _unauthorized()
         if (bad := channel_guard(user, channel_id)) is not None:
-            return bad
+            return None, None, bad
         message = world.channels[channel_id].messages.get(message_id)
         if message is None:
-            return json_response(404, {"message": "Unknown Message", "code": 10008})
-        return json_response(200, message)
+            return None, None, json_response(404, {"message": "Unknown Message", "code": 10008})
+        return user, message, None
+
+    @get(f"{API}/channels/{{channel_id:str}}/messages/{{message_id:str}}")
+    async def one_message(request: Request[Any, Any, Any], channel_id: FromPath[str], message_id: FromPath[str]) -> Response[bytes]:
+        _, message, refused = message_guard(request, channel_id, message_id)
+        return refused or json_response(200, message)
 
     @put(f"{API}/channels/{{channel_id:str}}/messages/{{message_id:str}}/reactions/{{emoji:str}}/@me", status_code=200)
     async def react(request: Request[Any, Any, Any], channel_id: FromPath[str], message_id: FromPath[str], emoji: FromPath[str]) -> Response[Any]:
-        user, refused = guard(request)
-        if refused or user is None:
+        user, message, refused = message_guard(request, channel_id, message_id)
+        if refused is not None or user is None:
             return refused or _unauthorized()
-        if (bad := channel_guard(user, channel_id)) is not None:
-            return bad
-        message = world.channels[channel_id].messages.get(message_id)
-        if message is None:
-            return json_response(404, {"message": "Unknown Message", "code": 10008})
         emoji = unquote(emoji)
         ctx.hub.to_channel(
             channel_id,
