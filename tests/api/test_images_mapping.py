@@ -137,3 +137,23 @@ def test_public_bind_without_keys_is_refused(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "without API keys" in proc.stderr and "MJ_ADAPTER_API_KEYS" in proc.stderr
+
+
+def test_cli_imagine_and_accounts(server: ServerProcess, tmp_path: Path) -> None:
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("MJ_ADAPTER_")}
+    out_dir = tmp_path / "imgs"
+    proc = subprocess.run(
+        [sys.executable, "-m", "adapter", "imagine", "a red fox in snow", "--n", "2", "--size", "1536x1024", "--out", str(out_dir), "--base-url", server.v1, "--api-key", KEY_A],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    saved = sorted(out_dir.iterdir())
+    assert len(saved) == 2 and [str(p) for p in saved] == sorted(proc.stdout.split())
+    from PIL import Image
+
+    assert all(abs(Image.open(p).width / Image.open(p).height - 1.5) < 0.05 for p in saved)
+    assert "100%" in proc.stderr
+    accts = subprocess.run([sys.executable, "-m", "adapter", "accounts", "--base-url", server.v1, "--api-key", KEY_A], env=env, capture_output=True, text=True, timeout=30)
+    assert accts.returncode == 0 and "demo-1" in accts.stdout and "ready" in accts.stdout
+    denied = subprocess.run([sys.executable, "-m", "adapter", "accounts", "--base-url", server.v1, "--api-key", "sk-nope"], env=env, capture_output=True, text=True, timeout=30)
+    assert denied.returncode == 1 and "401" in denied.stderr

@@ -410,3 +410,13 @@ async def test_daily_cap_stops_sending_and_cools_down(account: AccountFactory) -
         await run(acct, Imagine(prompt="one too many"))
     st = acct.status()
     assert st.state is AccountState.COOLING_DOWN and "cap" in (st.reason or "")
+
+
+async def test_imagine_with_image_prompts_uploads_and_links_them(sim: Simulator, account: AccountFactory) -> None:
+    acct = await account()
+    out, _ = await run(acct, Imagine(prompt="in the style of these", images=(png((10, 200, 10)), png((10, 10, 200)))))
+    assert out.image_url
+    # Midjourney echoes image prompts as shortened links ahead of the text
+    assert out.prompt.count("https://") >= 2 and out.prompt.index("https://") < out.prompt.index("in the style of these")
+    uploads = [r for r in sim.interaction_log if r.user_id == sim.accounts[0].user_id]
+    assert [r.name for r in uploads] == ["imagine"]  # the uploads are plain messages, not interactions
