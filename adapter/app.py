@@ -18,6 +18,12 @@ from adapter.api.context import ApiContext
 from adapter.api.openai.errors import EXCEPTION_HANDLERS
 from adapter.api.openai.jobs_view import get_job
 from adapter.api.openai.router_images import create_image, get_model, list_models
+from adapter.api.openai.image_inputs import ImageInputs
+from adapter.api.openai.result_lookup import ResultFinder
+from adapter.api.openai.router_chat import create_chat_completion
+from adapter.api.openai.router_edits import create_image_edit, create_image_variation
+from adapter.api.openai.serving_chat import ChatServing
+from adapter.api.openai.serving_edits import EditServing
 from adapter.api.openai.serving_images import ImageServing
 from adapter.backends.base import Account
 from adapter.backends.discord.identity import BrowserIdentity
@@ -173,6 +179,9 @@ def create_app(settings: Settings) -> Litestar:
             ctx.extras["metrics"] = metrics_
             ctx.extras["demo"] = demo_info
             ctx.extras["image_serving"] = ImageServing(service, images, catalog)
+            image_inputs = ImageInputs(fetcher, images, max_bytes=settings.fetch_max_bytes)
+            ctx.extras["chat_serving"] = ChatServing(service, image_inputs, catalog, preview_images=settings.chat_preview_images)
+            ctx.extras["edit_serving"] = EditServing(service, catalog, image_inputs, ResultFinder(service, images))
             app.state.ctx = ctx
             for st in scheduler.statuses():
                 log.info("account %s (%s): %s%s", st.id, st.kind, st.state.value, f" - {st.reason}" if st.reason else "")
@@ -180,7 +189,7 @@ def create_app(settings: Settings) -> Litestar:
 
     openai_routes = Router(
         path="/",
-        route_handlers=[list_models, get_model, create_image, get_job, accounts],
+        route_handlers=[list_models, get_model, create_image, get_job, accounts, create_chat_completion, create_image_edit, create_image_variation],
         exception_handlers=EXCEPTION_HANDLERS,
     )
     return Litestar(

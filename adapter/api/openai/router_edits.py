@@ -1,0 +1,139 @@
+"""POST /v1/images/edits and POST /v1/images/variations (multipart/form-data)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, post
+from litestar.datastructures import UploadFile
+
+from adapter.api.common.sse import SSEResponse
+from adapter.api.context import ApiContext, ctx_of, request_meta
+from adapter.api.openai.errors import invalid
+from adapter.api.openai.router_images import openai_owner
+from adapter.api.openai.serving_edits import EditServing, ImageOptions, Upload
+from adapter.api.openai.serving_images import ImageServing
+
+_MAX_FIELD_CHARS = 16 * 1024 * 1024  # a data URL sent as a text field
+
+
+class _Form:
+    """The multipart fields, read once: files as bytes, text as str."""
+
+    def __init__(self, items: list[tuple[str, Upload | str]]) -> None:
+        self.items = items
+
+    def uploads(self, *names: str) -> tuple[Upload, ...]:
+        out: list[Upload] = []
+        for key, value in self.items:
+            if key in names:
+                if isinstance(value, str):
+                    if not value.strip():
+                        continue
+                    out.append(Upload(url=value.strip()))
+                else:
+                    out.append(value)
+        return tuple(out)
+
+    def text(self, name: str) -> str | None:
+        for key, value in self.items:
+            if key == name:
+                if not isinstance(value, str):
+                    raise invalid(f"{name} must be a text field, not a file.", name)
+                return value
+        return None
+
+    def number(self, name: str) -> object:
+        value = self.text(name)
+        if value is None or value == "":
+            return None
+        value = value.strip()
+        return int(value) if value.lstrip("-").isdigit() else value
+
+    def flag(self, name: str) -> bool:
+        value = (self.text(name) or "").strip().lower()
+        if value in ("", "false", "0", "no"):
+            return False
+        if value in ("true", "1", "yes"):
+            return True
+        raise invalid(f"{name} must be true or false.", name)
+
+    def fingerprint(self) -> bytes:
+        """A stable digest of the request (multipart boundaries change on every SDK retry)."""
+        h = hashlib.sha256()
+        for key, value in sorted(self.items, key=lambda kv: kv[0]):
+            h.update(key.encode() + b"\0")
+            if isinstance(value, str):
+                h.update(value.encode() + b"\1")
+            else:
+                h.update(hashlib.sha256(value.data or (value.url or "").encode()).digest() + b"\2")
+        return h.digest()
+
+    def options(self) -> ImageOptions:
+        return ImageOptions(
+            model=self.text("model") or None,
+            n=self.number("n"),
+            size=self.text("size") or None,
+            quality=self.text("quality") or None,
+            response_format=self.text("response_format") or None,
+            output_format=self.text("output_format") or None,
+            output_compression=self.number("output_compression"),
+            partial_images=self.number("partial_images"),
+            background=self.text("background") or None,
+        )
+
+
+async def _read_form(request: Request[Any, Any, Any]) -> _Form:
+    if request.content_type[0] != "multipart/form-data":
+        raise invalid("This endpoint takes multipart/form-data (the image as a file).")
+    form = await request.form()
+    items: list[tuple[str, Upload | str]] = []
+    for key, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            items.append((key, Upload(data=await value.read())))
+            await value.close()
+        elif isinstance(value, str):
+            if len(value) > _MAX_FIELD_CHARS:
+                raise invalid(f"{key} is too long.", key)
+            items.append((key, value))
+    return _Form(items)
+
+
+async def _answer(request: Request[Any, Any, Any], ctx: ApiContext, owner: str, plan: Any, jobs: Any, stream: bool) -> Response[Any]:
+    images: ImageServing = ctx.extras["image_serving"]
+    public = ctx.public_base(request)
+    if stream:
+        return SSEResponse(images.stream(plan, jobs, owner, public), keepalive_seconds=ctx.settings.stream_keepalive_seconds)
+    answer = await images.respond(plan, jobs, owner, public)
+    return Response(content=msgspec.json.encode(answer), media_type="application/json")
+
+
+@post("/v1/images/edits", status_code=200)
+async def create_image_edit(request: Request[Any, Any, Any]) -> Response[Any]:
+    owner = openai_owner(request)
+    ctx: ApiContext = ctx_of(request)
+    form = await _read_form(request)
+    masks = form.uploads("mask")
+    if len(masks) > 1:
+        raise invalid("Send at most one mask.", "mask")
+    edits: EditServing = ctx.extras["edit_serving"]
+    plan, jobs = await edits.edit(
+        form.uploads("image", "image[]"),
+        masks[0] if masks else None,
+        form.text("prompt"),
+        form.options(),
+        request_meta(request, owner, form.fingerprint()),
+    )
+    return await _answer(request, ctx, owner, plan, jobs, form.flag("stream"))
+
+
+@post("/v1/images/variations", status_code=200)
+async def create_image_variation(request: Request[Any, Any, Any]) -> Response[Any]:
+    owner = openai_owner(request)
+    ctx: ApiContext = ctx_of(request)
+    form = await _read_form(request)
+    edits: EditServing = ctx.extras["edit_serving"]
+    plan, jobs = await edits.variation(form.uploads("image", "image[]"), form.options(), request_meta(request, owner, form.fingerprint()))
+    return await _answer(request, ctx, owner, plan, jobs, False)
