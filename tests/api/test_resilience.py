@@ -15,7 +15,7 @@ import openai
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from server_process import KEY_A, ServerProcess, SimulatorProcess  # noqa: E402
+from server_process import KEY_A, KEY_B, ServerProcess, SimulatorProcess  # noqa: E402
 
 AUTH = {"Authorization": f"Bearer {KEY_A}"}
 
@@ -67,6 +67,10 @@ def test_sigkill_mid_job_then_restart_completes_without_a_second_submit(tmp_path
         assert len(imagines) == 1, imagines
     finally:
         server.stop()
+    # neither the Discord token nor an API key may ever reach the logs
+    log = server.log_path.read_text(errors="replace")
+    assert "account" in log and simulator.accounts[0]["token"] not in log
+    assert KEY_A not in log and KEY_B not in log
 
 
 def wait_job_status_offline(data: Path, job_id: str) -> str:
