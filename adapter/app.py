@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+import httpx
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.openapi import OpenAPIConfig
@@ -15,6 +16,8 @@ from litestar.openapi import OpenAPIConfig
 from adapter.api.admin.routes import accounts, healthz, image_file, metrics, readyz
 from adapter.api.common.auth import KeyRing
 from adapter.api.context import ApiContext
+from adapter.api.mjproxy.hooks import build_webhooks
+from adapter.api.mjproxy.router import mj_routers
 from adapter.api.openai.errors import EXCEPTION_HANDLERS
 from adapter.api.openai.jobs_view import get_job
 from adapter.api.openai.router_images import create_image, get_model, list_models
@@ -28,7 +31,8 @@ from adapter.api.openai.serving_images import ImageServing
 from adapter.backends.base import Account
 from adapter.backends.discord.identity import BrowserIdentity
 from adapter.backends.discord.session import DiscordAccount, DiscordAccountOptions
-from adapter.config import DiscordAccountConfig, Settings
+from adapter.backends.mjproxy.account import ProviderAccount
+from adapter.config import DiscordAccountConfig, ProviderAccountConfig, Settings
 from adapter.domain.actions import Mode
 from adapter.domain.banned import build_banned_words
 from adapter.domain.models import ModelCatalog
@@ -141,6 +145,10 @@ def create_app(settings: Settings) -> Litestar:
             else:
                 accounts = [DiscordAccount(_discord_options(a)) for a in settings.accounts if isinstance(a, DiscordAccountConfig) and a.enabled]
                 extra_allow = ()
+                # upstream midjourney-proxy providers; their image URLs are trusted like the operator's own hosts
+                providers = [ProviderAccount.from_config(a) for a in settings.accounts if isinstance(a, ProviderAccountConfig) and a.enabled]
+                accounts = [*accounts, *providers]
+                extra_allow = (*extra_allow, *(httpx.URL(p.base_url).host for p in providers))
             fetcher = ImageFetcher(FetchPolicy(max_bytes=settings.fetch_max_bytes, allow_hosts=(*settings.fetch_allow_hosts, *extra_allow)))
             stack.push_async_callback(fetcher.aclose)
             images = LocalImageStore(settings.data_dir)
@@ -158,6 +166,12 @@ def create_app(settings: Settings) -> Litestar:
                 bus=bus,
                 idempotency_window_seconds=settings.idempotency_window_seconds,
             )
+            # webhooks see every job event (recovery included) and close after the service, so the
+            # last events are in the outbox before the store closes
+            webhooks = build_webhooks(settings, store)
+            bus.add_listener(webhooks.observe)
+            await webhooks.start()
+            stack.push_async_callback(webhooks.close)
             for account in accounts:
                 stack.push_async_callback(account.close)
             # connect every account at once; a slow or broken one must not hold the others
@@ -193,7 +207,7 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
     )
     return Litestar(
-        route_handlers=[openai_routes, healthz, readyz, metrics, image_file],
+        route_handlers=[openai_routes, *mj_routers(), healthz, readyz, metrics, image_file],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         cors_config=CORSConfig(allow_origins=["*"], allow_headers=["*"], allow_methods=["*"]),

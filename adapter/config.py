@@ -75,7 +75,10 @@ class ProviderAccountConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=
     modes: tuple[Mode, ...] = (Mode.FAST, Mode.RELAX)
     concurrency: int = 5
     queue_size: int = 20
-    poll_interval_seconds: float = 3.0
+    poll_interval_seconds: float = 3.0  # longest gap between two polls of a running task
+    poll_initial_seconds: float = 0.5  # first gap; grows towards poll_interval_seconds
+    mode_prefix: bool = True  # ask for the mode with /mj-fast|-relax|-turbo/ (else a prompt flag)
+    request_timeout_seconds: float = 30.0
     enabled: bool = True
 
 
@@ -120,6 +123,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     webhook_url: str | None = None
     webhook_secret: Secret = Secret("")
     webhook_retry_seconds: float = 86400.0
+    webhook_allow_hosts: tuple[str, ...] = ()  # private hosts/CIDRs webhooks may be sent to
+    webhook_backoff_seconds: float = 1.0  # first retry delay; doubles per attempt (with jitter)
+    webhook_backoff_max_seconds: float = 600.0
+    webhook_timeout_seconds: float = 10.0
 
     @property
     def demo(self) -> bool:
@@ -139,7 +146,7 @@ def _split_list(value: str) -> list[str]:
 
 
 # env var suffix -> (settings field, parser)
-_LIST_FIELDS = {"API_KEYS", "BANNED_WORDS", "FETCH_ALLOW_HOSTS"}
+_LIST_FIELDS = {"API_KEYS", "BANNED_WORDS", "FETCH_ALLOW_HOSTS", "WEBHOOK_ALLOW_HOSTS"}
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:

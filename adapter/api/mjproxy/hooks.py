@@ -1,0 +1,39 @@
+"""Wiring of the webhook dispatcher: its payload is the /mj task view, so it is built here (the
+engine's dispatcher only knows it is handed bytes)."""
+
+from __future__ import annotations
+
+from adapter.api.mjproxy.views import task_json
+from adapter.config import Settings
+from adapter.domain.jobs import Job
+from adapter.engine.webhooks import WebhookDispatcher, WebhookOptions, load_or_create_secret
+from adapter.stores.base import JobStore
+
+
+def webhook_base(settings: Settings) -> str:
+    """Image URLs in webhook payloads: there is no request to take the Host from, so the
+    configured public base, else the listen address."""
+    if settings.public_base_url:
+        return settings.public_base_url.rstrip("/")
+    host = settings.host if settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
+def build_webhooks(settings: Settings, store: JobStore) -> WebhookDispatcher:
+    base = webhook_base(settings)
+
+    def render(job: Job) -> bytes:
+        return task_json(job, base)
+
+    configured = settings.webhook_secret.reveal()
+    options = WebhookOptions(
+        global_url=settings.webhook_url or None,
+        retry_seconds=settings.webhook_retry_seconds,
+        backoff_seconds=settings.webhook_backoff_seconds,
+        backoff_max_seconds=settings.webhook_backoff_max_seconds,
+        timeout_seconds=settings.webhook_timeout_seconds,
+        allow_hosts=settings.webhook_allow_hosts,
+    )
+    return WebhookDispatcher(store, render, options, lambda: load_or_create_secret(configured, settings.data_dir))

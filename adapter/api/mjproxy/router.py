@@ -1,0 +1,210 @@
+"""The /mj routes (midjourney-proxy protocol), also under /mj-fast, /mj-relax and /mj-turbo.
+
+Handlers authenticate, decode and hand over to MjServing. The same handler functions are
+mounted under each prefix; the prefix a request came through forces its speed mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from litestar import Request, Router, get, post
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath
+
+from adapter.api.common.auth import bearer
+from adapter.api.context import ctx_of, request_meta
+from adapter.api.mjproxy import errors as E
+from adapter.api.mjproxy.errors import EXCEPTION_HANDLERS, MjError, validation
+from adapter.api.mjproxy.protocol import (
+    ActionRequest,
+    BlendRequest,
+    ChangeRequest,
+    DescribeRequest,
+    ImagineRequest,
+    ListCondition,
+    ModalRequest,
+    ShortenRequest,
+    SimpleChangeRequest,
+    SubmitResult,
+    TaskView,
+)
+from adapter.api.mjproxy.serving import MjServing, decode
+from adapter.api.mjproxy.views import MODE_PREFIXES
+from adapter.domain.actions import Mode
+from adapter.engine.specs import RequestMeta
+
+TAGS = ["midjourney-proxy"]
+
+
+def serving_of(request: Request[Any, Any, Any]) -> MjServing:
+    ctx = ctx_of(request)
+    serving = ctx.extras.get("mj_serving")
+    if serving is None:
+        serving = ctx.extras["mj_serving"] = MjServing(ctx)
+    return serving  # type: ignore[no-any-return]
+
+
+def mj_owner(request: Request[Any, Any, Any]) -> str:
+    """`mj-api-secret: <key>`, or `Authorization: Bearer <key>` (relays), or a bare
+    `Authorization: <key>`: the same keys, and so the same owners, as the OpenAI front door."""
+    ctx = ctx_of(request)
+    auth = request.headers.get("authorization")
+    presented = request.headers.get("mj-api-secret") or bearer(auth) or (auth.strip() if auth and " " not in auth.strip() else None)
+    owner = ctx.keys.owner(presented)
+    if owner is None:
+        raise MjError(
+            E.VALIDATION_ERROR,
+            "Missing or wrong API key: send it as 'mj-api-secret: <key>' or 'Authorization: Bearer <key>'.",
+            status=401,
+        )
+    return owner
+
+
+def forced_mode(request: Request[Any, Any, Any]) -> Mode | None:
+    path: str = request.scope.get("path", "")
+    return next((mode for prefix, mode in MODE_PREFIXES.items() if path.startswith(prefix)), None)
+
+
+async def _object(request: Request[Any, Any, Any]) -> tuple[dict[str, Any], bytes]:
+    body = await request.body()
+    try:
+        data = msgspec.json.decode(body) if body.strip() else {}
+    except msgspec.DecodeError:
+        raise validation("The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise validation("The request body must be a JSON object.")
+    return data, body
+
+
+async def _submit(request: Request[Any, Any, Any], model: type[Any]) -> tuple[MjServing, Any, RequestMeta]:
+    owner = mj_owner(request)
+    data, body = await _object(request)
+    req = decode(data, model)
+    serving = serving_of(request)
+    hook = serving.check_hook(getattr(req, "notify_hook", None))
+    return serving, req, request_meta(request, owner, body, webhook_url=hook, state=getattr(req, "state", None))
+
+
+# --- submit -----------------------------------------------------------------------------------
+
+
+async def submit_imagine(request: Request[Any, Any, Any]) -> SubmitResult:
+    """Imagine: `prompt`, optional `base64Array` image prompts (data URLs), `botType`."""
+    serving, req, meta = await _submit(request, ImagineRequest)
+    return await serving.imagine(req, meta, forced_mode(request))
+
+
+async def submit_action(request: Request[Any, Any, Any]) -> SubmitResult:
+    """Press a button (`customId`) of a finished task. Code 21 (task status MODAL) when a modal
+    must follow through /mj/submit/modal (custom zoom, vary region)."""
+    serving, req, meta = await _submit(request, ActionRequest)
+    return await serving.action(req, meta, forced_mode(request))
+
+
+async def submit_modal(request: Request[Any, Any, Any]) -> SubmitResult:
+    """Answer a MODAL task: `prompt` (custom zoom: with --zoom), `maskBase64` (vary region)."""
+    owner = mj_owner(request)
+    data, _ = await _object(request)
+    return await serving_of(request).modal(decode(data, ModalRequest), owner)
+
+
+async def submit_blend(request: Request[Any, Any, Any]) -> SubmitResult:
+    """Blend 2-5 images (`base64Array`), `dimensions` PORTRAIT | SQUARE | LANDSCAPE."""
+    serving, req, meta = await _submit(request, BlendRequest)
+    return await serving.blend(req, meta, forced_mode(request))
+
+
+async def submit_describe(request: Request[Any, Any, Any]) -> SubmitResult:
+    """Describe an image (`base64` data URL): four prompts in the task's `prompt`."""
+    serving, req, meta = await _submit(request, DescribeRequest)
+    return await serving.describe(req, meta, forced_mode(request))
+
+
+async def submit_shorten(request: Request[Any, Any, Any]) -> SubmitResult:
+    """Shorten a `prompt`: the suggestions arrive in the task's `prompt`."""
+    serving, req, meta = await _submit(request, ShortenRequest)
+    return await serving.shorten(req, meta, forced_mode(request))
+
+
+async def submit_change(request: Request[Any, Any, Any]) -> SubmitResult:
+    """`action` UPSCALE | VARIATION | REROLL with `index` 1-4 on a finished grid."""
+    serving, req, meta = await _submit(request, ChangeRequest)
+    return await serving.change(req, meta, forced_mode(request))
+
+
+async def submit_simple_change(request: Request[Any, Any, Any]) -> SubmitResult:
+    """`content`: "<taskId> U2", "<taskId> V3" or "<taskId> R"."""
+    serving, req, meta = await _submit(request, SimpleChangeRequest)
+    return await serving.simple_change(req, meta, forced_mode(request))
+
+
+# --- tasks ------------------------------------------------------------------------------------
+
+
+async def task_fetch(request: Request[Any, Any, Any], task_id: FromPath[str]) -> TaskView:
+    """The task: status, "NN%" progress, imageUrl (preview while running, ours when done),
+    buttons. 404 + code 3 for a task that does not exist or belongs to another key."""
+    owner = mj_owner(request)
+    return await serving_of(request).fetch(task_id, owner, ctx_of(request).public_base(request))
+
+
+async def task_list_by_condition(request: Request[Any, Any, Any]) -> list[TaskView]:
+    """The caller's tasks among `ids` (unknown ids are left out)."""
+    owner = mj_owner(request)
+    data, _ = await _object(request)
+    cond: ListCondition = decode(data, ListCondition)
+    return await serving_of(request).list_by_ids(cond.ids, owner, ctx_of(request).public_base(request))
+
+
+async def task_list(request: Request[Any, Any, Any]) -> list[TaskView]:
+    """The caller's 100 newest tasks."""
+    owner = mj_owner(request)
+    return await serving_of(request).recent(owner, ctx_of(request).public_base(request))
+
+
+async def task_cancel(request: Request[Any, Any, Any], task_id: FromPath[str]) -> SubmitResult:
+    """Cancel a task that has not ended."""
+    owner = mj_owner(request)
+    return await serving_of(request).cancel(task_id, owner)
+
+
+async def task_image_seed(request: Request[Any, Any, Any], task_id: FromPath[str]) -> SubmitResult:
+    """Not supported: answers code 4 (400) for a known task, code 3 (404) otherwise."""
+    owner = mj_owner(request)
+    return await serving_of(request).image_seed(task_id, owner)
+
+
+_ROUTES: list[tuple[Callable[..., Any], str, str]] = [
+    (submit_imagine, "POST", "/submit/imagine"),
+    (submit_action, "POST", "/submit/action"),
+    (submit_modal, "POST", "/submit/modal"),
+    (submit_blend, "POST", "/submit/blend"),
+    (submit_describe, "POST", "/submit/describe"),
+    (submit_shorten, "POST", "/submit/shorten"),
+    (submit_change, "POST", "/submit/change"),
+    (submit_simple_change, "POST", "/submit/simple-change"),
+    (task_fetch, "GET", "/task/{task_id:str}/fetch"),
+    (task_list_by_condition, "POST", "/task/list-by-condition"),
+    (task_list, "GET", "/task/list"),
+    (task_cancel, "POST", "/task/{task_id:str}/cancel"),
+    (task_image_seed, "GET", "/task/{task_id:str}/image-seed"),
+]
+
+
+def _handlers(in_schema: bool) -> list[HTTPRouteHandler]:
+    out: list[HTTPRouteHandler] = []
+    for fn, method, path in _ROUTES:
+        deco = post if method == "POST" else get
+        out.append(deco(path, status_code=200, include_in_schema=in_schema, tags=TAGS)(fn))
+    return out
+
+
+def mj_routers() -> list[Router]:
+    """/mj, plus the mode-prefixed copies (left out of the OpenAPI document: same operations)."""
+    routers = [Router(path="/mj", route_handlers=_handlers(True), exception_handlers=EXCEPTION_HANDLERS)]
+    for prefix in MODE_PREFIXES:
+        routers.append(Router(path=f"{prefix.rstrip('/')}/mj", route_handlers=_handlers(False), exception_handlers=EXCEPTION_HANDLERS))
+    return routers

@@ -1,0 +1,422 @@
+"""Webhooks: every change of a job, POSTed to its `notifyHook` and to the global webhook URL,
+signed the Standard Webhooks way, delivered at least once.
+
+The dispatcher listens on the JobBus (the engine itself never hears of HTTP). Each event becomes
+an outbox item in the job store *before* anything is sent, so deliveries survive restarts; the
+store hands out only the oldest pending item of each (job, url) queue, so a receiver never sees
+an older state of a task after a newer one, even while an earlier delivery is being retried with
+exponential backoff and jitter. The payload is rendered once, when the event happens, by a
+function the app supplies (the /mj task view): this module does not know the wire format.
+
+Hook URLs are caller input, so delivery follows the same address rules as image fetching: the
+host is resolved here, private/loopback/link-local targets are refused unless the operator
+allow-listed them, and the request goes to exactly the checked address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import heapq
+import hmac
+import logging
+import os
+import random
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import msgspec
+
+from adapter.domain.job_ids import new_job_id
+from adapter.domain.jobs import Job, now_ms
+from adapter.media.addresses import HostAllowList, is_public_ip, parse_ip
+from adapter.media.fetch import Resolver, system_resolver
+from adapter.stores.base import JobStore, OutboxItem, StoreError
+
+log = logging.getLogger(__name__)
+
+SECRET_PREFIX = "whsec_"
+_MAX_URL_CHARS = 2048
+_GONE = 410  # Standard Webhooks: the receiver asks us to stop
+
+
+# --- signing ----------------------------------------------------------------------------------
+
+
+def signing_key(secret: str) -> bytes:
+    """Standard Webhooks secrets are `whsec_<base64>`: the key is the decoded bytes. Any other
+    string is used as-is (UTF-8), so a plain passphrase also works."""
+    if secret.startswith(SECRET_PREFIX):
+        try:
+            return base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
+        except (binascii.Error, ValueError):
+            pass
+    return secret.encode()
+
+
+def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
+    """`v1,<base64 HMAC-SHA256 of "id.timestamp.body">`."""
+    mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+def verify(key: bytes, msg_id: str, timestamp: int, body: bytes, header: str) -> bool:
+    """True if any `v1,` signature in the (space separated) header matches."""
+    expected = sign(key, msg_id, timestamp, body)
+    return any(hmac.compare_digest(expected, part) for part in header.split())
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def load_or_create_secret(configured: str, data_dir: Path) -> str:
+    """The configured secret, or one generated once and kept in `<data_dir>/webhook_secret`
+    (mode 0600) so that no webhook is ever sent unsigned and receivers keep one key across
+    restarts."""
+    if configured:
+        return configured
+    path = data_dir / "webhook_secret"
+    try:
+        existing = path.read_text(encoding="utf-8").strip()
+        if existing:
+            return existing
+    except FileNotFoundError:
+        pass
+    secret = new_secret()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(secret + "\n")
+    log.warning("no webhook_secret configured: generated one in %s (give it to your webhook receivers)", path)
+    return secret
+
+
+# --- retry policy -----------------------------------------------------------------------------
+
+
+def backoff_delay(attempts: int, base: float, cap: float, rng: random.Random | None = None) -> float:
+    """Seconds before the next try after `attempts` failures: base * 2^(attempts-1), capped,
+    with "equal jitter" (half fixed, half random) so that a receiver coming back is not hit by
+    every queued delivery in the same instant, and the delay still grows."""
+    r = rng or random
+    full = min(cap, base * (2 ** max(attempts - 1, 0)))
+    return full / 2 + r.uniform(0, full / 2)
+
+
+# --- addresses --------------------------------------------------------------------------------
+
+
+def hook_url_problem(url: str, allow_hosts: tuple[str, ...] = ()) -> str | None:
+    """Why a hook URL can never be delivered to (checked at submit time), or None. Host names
+    are resolved only at delivery, where the address rules are applied again."""
+    if len(url) > _MAX_URL_CHARS:
+        return "is too long."
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return "is not a valid URL."
+    if parsed.scheme not in ("http", "https"):
+        return "must be an http or https URL."
+    if not parsed.host:
+        return "has no host."
+    if parsed.userinfo:
+        return "must not carry credentials."
+    allow = HostAllowList(allow_hosts)
+    ip = parse_ip(parsed.host)
+    if ip is not None and not is_public_ip(ip) and not allow.allows_ip(ip) and not allow.allows_host(parsed.host):
+        return "points to a private or local address (the operator can allow it with webhook_allow_hosts)."
+    return None
+
+
+class HookError(Exception):
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+
+
+class HookTransport:
+    """POSTs a body to a hook URL at an address checked against the SSRF rules."""
+
+    def __init__(
+        self,
+        *,
+        allow_hosts: tuple[str, ...] = (),
+        timeout: float = 10.0,
+        resolver: Resolver | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._allow = HostAllowList(allow_hosts)
+        self._resolver = resolver or system_resolver
+        self._own_client = client is None
+        # no env proxies (they would move the connection somewhere we did not check), no
+        # redirects (each would need the same checks; a receiver answering 3xx simply failed),
+        # no keep-alive (pools are keyed by the pinned IP, not by the name checked for TLS)
+        self._client = client or httpx.AsyncClient(
+            trust_env=False,
+            follow_redirects=False,
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
+
+    async def aclose(self) -> None:
+        if self._own_client:
+            await self._client.aclose()
+
+    async def _addresses(self, url: httpx.URL) -> list[str]:
+        host = url.host
+        literal = parse_ip(host)
+        if literal is not None:
+            candidates = [literal]
+        else:
+            try:
+                answers = await self._resolver(host, url.port or (443 if url.scheme == "https" else 80))
+            except (OSError, UnicodeError, ValueError):
+                raise HookError("the hook host name could not be resolved") from None
+            candidates = [ip for ip in (parse_ip(a) for a in answers) if ip is not None]
+            if not candidates:
+                raise HookError("the hook host name could not be resolved")
+        if not self._allow.allows_host(host):
+            for ip in candidates:
+                if not is_public_ip(ip) and not self._allow.allows_ip(ip):
+                    raise HookError("the hook URL points to a private or local address that is not allow-listed", permanent=True)
+        return [str(ip) for ip in candidates]
+
+    async def post(self, raw_url: str, body: bytes, headers: dict[str, str]) -> int:
+        """The receiver's HTTP status; HookError when nothing could be delivered."""
+        try:
+            url = httpx.URL(raw_url)
+        except (httpx.InvalidURL, TypeError, ValueError):
+            raise HookError("the hook URL is not valid", permanent=True) from None
+        if url.scheme not in ("http", "https") or not url.host:
+            raise HookError("the hook URL must be http(s) with a host", permanent=True)
+        for ip in await self._addresses(url):
+            extensions: dict[str, object] = {}
+            if url.scheme == "https" and parse_ip(url.host) is None:
+                extensions["sni_hostname"] = url.host
+            request = httpx.Request(
+                "POST",
+                url.copy_with(host=ip),
+                headers={"Host": url.netloc.decode("ascii"), **headers},
+                content=body,
+                extensions=extensions,
+            )
+            try:
+                response = await self._client.send(request)
+            except httpx.ConnectError:
+                continue
+            except httpx.TimeoutException:
+                raise HookError("the receiver did not answer in time") from None
+            except httpx.HTTPError as exc:
+                raise HookError(f"the delivery failed ({type(exc).__name__})") from None
+            await response.aclose()
+            return response.status_code
+        raise HookError("could not connect to the receiver")
+
+
+# --- the dispatcher ---------------------------------------------------------------------------
+
+
+class WebhookOptions(msgspec.Struct, frozen=True, kw_only=True):
+    global_url: str | None = None
+    retry_seconds: float = 86400.0  # give up on an event this long after it happened
+    backoff_seconds: float = 1.0
+    backoff_max_seconds: float = 600.0
+    timeout_seconds: float = 10.0
+    allow_hosts: tuple[str, ...] = ()
+    max_parallel: int = 8  # deliveries in flight at once (each to a different task queue)
+    idle_poll_seconds: float = 1.0  # also picks up items other replicas added to a shared store
+
+
+Render = Callable[[Job], bytes]
+
+
+class WebhookDispatcher:
+    def __init__(
+        self,
+        store: JobStore,
+        render: Render,
+        options: WebhookOptions,
+        secret: str | Callable[[], str],
+        *,
+        transport: HookTransport | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.render = render
+        self.options = options
+        # a callable is asked once, on the first delivery (a generated secret is only made when
+        # some webhook is actually sent)
+        self._secret = secret
+        self._key: bytes | None = None
+        self._transport = transport or HookTransport(allow_hosts=options.allow_hosts, timeout=options.timeout_seconds)
+        self._rng = rng or random.Random()
+        self._incoming: asyncio.Queue[OutboxItem] = asyncio.Queue()
+        self._last_body: dict[str, bytes] = {}  # job id -> the last body queued for it
+        self._seq = 0
+        self._wake = asyncio.Event()
+        self._retries: list[int] = []  # heap of next_attempt_ms this process scheduled
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(max(options.max_parallel, 1))
+        self._writer: asyncio.Task[None] | None = None
+        self._loop: asyncio.Task[None] | None = None
+        self._closing = False
+        self.delivered = 0  # counters for tests and metrics
+        self.failed_attempts = 0
+        self.dead = 0
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_loop(), name="webhook-writer")
+        self._loop = asyncio.create_task(self._deliver_loop(), name="webhook-delivery")
+
+    async def close(self) -> None:
+        """Write every event already observed to the outbox, then stop delivering. Anything not
+        delivered stays pending in the store and goes out after the next start."""
+        self._closing = True
+        try:
+            async with asyncio.timeout(10):
+                await self._incoming.join()
+        except TimeoutError:
+            log.warning("webhooks: %d events not written to the outbox at shutdown", self._incoming.qsize())
+        tasks = [t for t in (self._writer, self._loop) if t is not None] + list(self._inflight.values())
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._transport.aclose()
+
+    # --- observing (a JobBus listener: synchronous, never blocks) -----------------------------
+
+    def observe(self, job: Job) -> None:
+        urls = [u for u in dict.fromkeys((job.webhook_url, self.options.global_url)) if u]
+        if not urls or self._closing:
+            return
+        try:
+            body = self.render(job)
+        except Exception:
+            log.exception("webhooks: job %s could not be rendered", job.id)
+            return
+        if job.status.finished:
+            previous = self._last_body.pop(job.id, None)
+        else:
+            previous = self._last_body.get(job.id)
+            self._last_body[job.id] = body
+        if previous == body:
+            return  # the same state again (e.g. a save with nothing new): not an event
+        created = now_ms()
+        for url in urls:
+            # a clock-based sequence keeps growing across restarts, so events made after a
+            # restart queue behind the ones still pending from before it
+            self._seq = max(self._seq + 1, created * 1000)
+            self._incoming.put_nowait(
+                OutboxItem(id=f"msg_{new_job_id()[2:]}", job_id=job.id, url=url, seq=self._seq, body=body, created_ms=created, next_attempt_ms=created)
+            )
+
+    async def _write_loop(self) -> None:
+        # one writer, in observation order: an item is in the store before any later one
+        while True:
+            item = await self._incoming.get()
+            try:
+                while True:
+                    try:
+                        await self.store.outbox_add(item)
+                        break
+                    except StoreError as exc:
+                        if "already exists" in str(exc):
+                            break
+                        log.warning("webhooks: outbox write failed, retrying: %s", exc)
+                        await asyncio.sleep(0.5)
+                self._wake.set()
+            finally:
+                self._incoming.task_done()
+
+    # --- delivering ---------------------------------------------------------------------------
+
+    async def _deliver_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            now = now_ms()
+            try:
+                due = await self.store.outbox_due(now, limit=100)
+            except Exception as exc:
+                log.warning("webhooks: cannot read the outbox: %s", exc)
+                due = []
+            while self._retries and self._retries[0] <= now:
+                heapq.heappop(self._retries)
+            # sleep until the next retry this process knows of, or poll now and then for the rest
+            next_wait = self.options.idle_poll_seconds
+            if self._retries:
+                next_wait = min(next_wait, max(0.0, (self._retries[0] - now_ms()) / 1000))
+            for item in due:
+                if item.id in self._inflight:
+                    continue
+                await self._slots.acquire()
+                task = asyncio.create_task(self._deliver(item), name=f"webhook-{item.id}")
+                self._inflight[item.id] = task
+                task.add_done_callback(lambda t, i=item.id: self._done(i))
+            try:
+                async with asyncio.timeout(next_wait):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    def _done(self, item_id: str) -> None:
+        self._inflight.pop(item_id, None)
+        self._slots.release()
+        self._wake.set()
+
+    def key(self) -> bytes:
+        if self._key is None:
+            self._key = signing_key(self._secret() if callable(self._secret) else self._secret)
+        return self._key
+
+    def headers(self, item: OutboxItem, timestamp: int) -> dict[str, str]:
+        return {
+            "content-type": "application/json",
+            "user-agent": "mj-adapter-webhooks",
+            "webhook-id": item.id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(self.key(), item.id, timestamp, item.body),
+        }
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        status: int | None = None
+        permanent = False
+        try:
+            status = await self._transport.post(item.url, item.body, self.headers(item, int(time.time())))
+            error = None if 200 <= status < 300 else f"HTTP {status}"
+        except HookError as exc:
+            error, permanent = exc.message, exc.permanent
+        except Exception as exc:  # never let one delivery stop the loop
+            log.exception("webhooks: delivery of %s crashed", item.id)
+            error = f"internal error ({type(exc).__name__})"
+        try:
+            if error is None:
+                self.delivered += 1
+                await self.store.outbox_delete(item.id)
+                return
+            self.failed_attempts += 1
+            item.attempts += 1
+            item.last_error = error
+            now = now_ms()
+            delay_ms = int(backoff_delay(item.attempts, self.options.backoff_seconds, self.options.backoff_max_seconds, self._rng) * 1000)
+            expired = now + delay_ms > item.created_ms + int(self.options.retry_seconds * 1000)
+            if permanent or status == _GONE or expired:
+                item.state = "dead"
+                self.dead += 1
+                log.warning("webhooks: giving up on %s for job %s after %d attempts: %s", item.id, item.job_id, item.attempts, error)
+            else:
+                item.next_attempt_ms = now + delay_ms
+                heapq.heappush(self._retries, item.next_attempt_ms)
+                log.info("webhooks: %s for job %s failed (%s); retry in %.1f s", item.id, item.job_id, error, delay_ms / 1000)
+            await self.store.outbox_update(item)
+        except Exception as exc:
+            # the item stays as it was in the store: it is tried again (at least once)
+            log.warning("webhooks: cannot record the outcome of %s: %s", item.id, exc)
