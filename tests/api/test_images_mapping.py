@@ -23,7 +23,7 @@ AUTH = {"Authorization": f"Bearer {KEY_A}"}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    s = ServerProcess(tmp_path_factory.mktemp("mapping")).start()
+    s = ServerProcess(tmp_path_factory.mktemp("mapping"), env={"MJ_ADAPTER_STREAM_KEEPALIVE_SECONDS": "0.1"}).start()
     yield s
     s.stop()
 
@@ -157,3 +157,12 @@ def test_cli_imagine_and_accounts(server: ServerProcess, tmp_path: Path) -> None
     assert accts.returncode == 0 and "demo-1" in accts.stdout and "ready" in accts.stdout
     denied = subprocess.run([sys.executable, "-m", "adapter", "accounts", "--base-url", server.v1, "--api-key", "sk-nope"], env=env, capture_output=True, text=True, timeout=30)
     assert denied.returncode == 1 and "401" in denied.stderr
+
+
+def test_streams_carry_keepalive_comments(server: ServerProcess) -> None:
+    with httpx.stream(
+        "POST", server.v1 + "/images/generations", json={"model": "midjourney-relax", "prompt": "a slow one", "stream": True}, headers=AUTH, timeout=30
+    ) as r:
+        lines = list(r.iter_lines())
+    assert any(line.startswith(":") for line in lines), lines[:5]
+    assert lines[-1] == "data: [DONE]" or "data: [DONE]" in lines
