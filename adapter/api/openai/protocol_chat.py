@@ -141,7 +141,7 @@ class ChatChoice(msgspec.Struct, kw_only=True):
     logprobs: None = None
 
 
-class ChatCompletion(msgspec.Struct, kw_only=True, omit_defaults=True):
+class ChatCompletion(msgspec.Struct, kw_only=True):
     id: str
     created: int
     model: str
