@@ -117,6 +117,7 @@ class JobEvent(msgspec.Struct, frozen=True, kw_only=True):
     nonce: str | None = None
     message_id: str | None = None  # the progress message, for recovery
     mode: Mode | None = None
+    interaction_ids: tuple[str, ...] = ()  # Discord's ids of its interactions: final messages carry one
 
 
 EventSink = Callable[[JobEvent], None]
@@ -164,6 +165,7 @@ class RecoveryProbe(msgspec.Struct, frozen=True, kw_only=True):
     operation: Operation
     submitted_at_ms: int
     nonce: str | None = None
+    interaction_ids: tuple[str, ...] = ()
     progress_message_id: str | None = None
     prompt: str | None = None
 

@@ -498,6 +498,7 @@ class JobService:
             operation=op,
             submitted_at_ms=job.started_at or job.created_at,
             nonce=job.nonce,
+            interaction_ids=tuple(filter(None, job.extra.get("interaction_ids", "").split(","))),
             progress_message_id=job.progress_message_id,
             prompt=job.final_prompt or job.prompt,
         )
@@ -549,6 +550,9 @@ class _Progress:
             job.nonce = ev.nonce
         if ev.message_id:
             job.progress_message_id = ev.message_id
+        if ev.interaction_ids:
+            known = set(filter(None, job.extra.get("interaction_ids", "").split(",")))
+            job.extra["interaction_ids"] = ",".join(sorted(known | set(ev.interaction_ids)))
         if ev.prompt:
             job.final_prompt = ev.prompt
         if ev.kind == "progress":

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -303,13 +304,13 @@ class DiscordAccount:
         if custom_id.startswith(IFRAME_PREFIX):
             if op.mask_png is None:
                 raise _fail(ErrorCategory.INVALID_REQUEST, "Vary (Region) needs a mask.")
-            await self._pace()
-            await self._rest.submit_inpaint(
-                self.options.inpaint_submit_url,
-                custom_id=custom_id[len(IFRAME_PREFIX) :],
-                mask_png_b64=base64.b64encode(op.mask_png).decode(),
-                prompt=op.prompt or "",
-            )
+            async with self._paced():
+                await self._rest.submit_inpaint(
+                    self.options.inpaint_submit_url,
+                    custom_id=custom_id[len(IFRAME_PREFIX) :],
+                    mask_png_b64=base64.b64encode(op.mask_png).decode(),
+                    prompt=op.prompt or "",
+                )
             return
         # a text modal that _on_modal did not answer itself (it answers remix modals directly)
         await self._submit_modal(p, modal, op.prompt, app)
@@ -411,27 +412,29 @@ class DiscordAccount:
         refreshed and retried once."""
         if p not in list(self._registry):
             self._registry.add(p)
-        await self._pace()
-        nonce = self._snowflakes.next()
-        p.nonces.add(nonce)
-        if before_send is not None:
-            await before_send(nonce)
-        payload = build(nonce)
-        try:
-            await self._post(payload)
-        except InvalidFormBody:
-            if payload.get("type") != 2:
-                raise _fail(ErrorCategory.INVALID_REQUEST, "Discord rejected the interaction (invalid form body).") from None
-            await self._commands.refresh()
-            fresh = await self._command(payload["application_id"], payload["data"]["name"])
-            payload["data"]["version"] = fresh.version
-            payload["data"]["id"] = fresh.id
-            payload["data"]["application_command"]["version"] = fresh.version
-            payload["data"]["application_command"]["id"] = fresh.id
+        stale = False
+        async with self._paced():
+            nonce = self._snowflakes.next()
+            p.nonces.add(nonce)
+            if before_send is not None:
+                await before_send(nonce)
+            payload = build(nonce)
             try:
                 await self._post(payload)
             except InvalidFormBody:
-                raise _fail(ErrorCategory.INVALID_REQUEST, "Discord rejected the interaction (invalid form body).") from None
+                stale = True
+        if stale:
+            if payload.get("type") != 2:
+                raise _fail(ErrorCategory.INVALID_REQUEST, "Discord rejected the interaction (invalid form body).")
+            await self._commands.refresh()
+            fresh = await self._command(payload["application_id"], payload["data"]["name"])
+            for holder in (payload["data"], payload["data"]["application_command"]):
+                holder["version"], holder["id"] = fresh.version, fresh.id
+            async with self._paced():
+                try:
+                    await self._post(payload)
+                except InvalidFormBody:
+                    raise _fail(ErrorCategory.INVALID_REQUEST, "Discord rejected the interaction (invalid form body).") from None
         p.emit(JobEvent(kind="submitted", nonce=nonce))
 
     async def _post(self, payload: dict[str, Any]) -> None:
@@ -452,30 +455,42 @@ class DiscordAccount:
         finally:
             self.interactions_sent += 1
 
-    async def _pace(self) -> None:
-        """Keep the minimum jittered gap between interactions and the daily cap."""
+    @contextlib.asynccontextmanager
+    async def _paced(self) -> AsyncIterator[None]:
+        """One interaction at a time, each at least the jittered gap after the previous one
+        *finished* (so Discord never sees two closer together, however slow a request was),
+        within the daily cap."""
         self._waiting += 1
         try:
-            async with self._pace_lock:
-                if self._state is not AccountState.READY:
-                    raise NotSent(BackendError(category=ErrorCategory.ACCOUNT, message=f"account {self.id} is {self._state.value}: {self._reason or ''}"))
-                today = dt.datetime.now(dt.timezone.utc).date()
-                if self._day != today:
-                    self._day, self._day_count = today, 0
-                if self.options.daily_cap is not None and self._day_count >= self.options.daily_cap:
-                    self._set_state(AccountState.COOLING_DOWN, "daily interaction cap reached")
-                    self._cool_until_midnight()
-                    raise NotSent(BackendError(category=ErrorCategory.ACCOUNT, message="daily interaction cap reached"))
-                gap = self.options.min_gap_seconds + self._rng.uniform(0, self.options.gap_jitter_seconds)
-                wait = self._last_interaction + gap - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                if self._state is not AccountState.READY:
-                    raise NotSent(BackendError(category=ErrorCategory.ACCOUNT, message=f"account {self.id} is {self._state.value}"))
-                self._last_interaction = time.monotonic()
-                self._day_count += 1
+            await self._pace_lock.acquire()
         finally:
             self._waiting -= 1
+        try:
+            self._check_ready()
+            today = dt.datetime.now(dt.timezone.utc).date()
+            if self._day != today:
+                self._day, self._day_count = today, 0
+            if self.options.daily_cap is not None and self._day_count >= self.options.daily_cap:
+                self._set_state(AccountState.COOLING_DOWN, "daily interaction cap reached")
+                self._cool_until_midnight()
+                raise NotSent(BackendError(category=ErrorCategory.ACCOUNT, message="daily interaction cap reached"))
+            gap = self.options.min_gap_seconds + self._rng.uniform(0, self.options.gap_jitter_seconds)
+            wait = self._last_interaction + gap - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._check_ready()  # it may have paused while we waited
+            self._day_count += 1
+            try:
+                yield
+            finally:
+                self._last_interaction = time.monotonic()
+        finally:
+            self._pace_lock.release()
+
+    def _check_ready(self) -> None:
+        if self._state is not AccountState.READY:
+            reason = f": {self._reason}" if self._reason else ""
+            raise NotSent(BackendError(category=ErrorCategory.ACCOUNT, message=f"account {self.id} is {self._state.value}{reason}"))
 
     def _cool_until_midnight(self) -> None:
         now = dt.datetime.now(dt.timezone.utc)
@@ -640,6 +655,7 @@ class DiscordAccount:
                     prompt=m.prompt,
                     message_id=m.message_id or None,
                     mode=m.mode,
+                    interaction_ids=tuple(sorted(p.interaction_ids)),
                 )
             )
             return
@@ -719,6 +735,7 @@ class DiscordAccount:
         )
         if probe.nonce:
             p.nonces.add(probe.nonce)
+        p.interaction_ids.update(probe.interaction_ids)
         if probe.progress_message_id:
             p.message_ids.add(probe.progress_message_id)
         # register first so that live events from now on are not missed while history loads

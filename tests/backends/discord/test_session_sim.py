@@ -420,3 +420,17 @@ async def test_imagine_with_image_prompts_uploads_and_links_them(sim: Simulator,
     assert out.prompt.count("https://") >= 2 and out.prompt.index("https://") < out.prompt.index("in the style of these")
     uploads = [r for r in sim.interaction_log if r.user_id == sim.accounts[0].user_id]
     assert [r.name for r in uploads] == ["imagine"]  # the uploads are plain messages, not interactions
+
+
+async def test_recover_tells_identical_prompts_apart_by_interaction(account: AccountFactory) -> None:
+    acct = await account()
+    (a, ra), (b, rb) = await asyncio.gather(run(acct, Imagine(prompt="twin prompt")), run(acct, Imagine(prompt="twin prompt")))
+    ids_b = next(e.interaction_ids for e in reversed(rb.events) if e.interaction_ids)
+    await acct.close()
+    fresh = await account()
+    # the progress message is gone and the prompt matches both: only the interaction id decides
+    found = await asyncio.wait_for(
+        fresh.recover(RecoveryProbe(operation=Imagine(prompt="twin prompt"), submitted_at_ms=now_ms() - 60_000, interaction_ids=ids_b, prompt=b.prompt), Recorder()),
+        WAIT,
+    )
+    assert found.message_id == b.message_id != a.message_id
