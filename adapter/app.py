@@ -13,7 +13,7 @@ from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.openapi import OpenAPIConfig
 
-from adapter.api.admin.routes import accounts, healthz, image_file, metrics, readyz
+from adapter.api.admin.routes import accounts, healthz, image_file, metrics, pause_account, readyz, resume_account
 from adapter.api.common.auth import KeyRing
 from adapter.api.context import ApiContext
 from adapter.api.mjproxy.hooks import build_webhooks
@@ -56,7 +56,7 @@ class BindRefused(RuntimeError):
 
 def check_bind(settings: Settings) -> None:
     """Without API keys the server is open to anyone who can reach it: loopback only."""
-    if settings.api_keys:
+    if settings.api_keys or settings.admin_keys:
         return
     host = settings.host.strip("[]")
     if host == "localhost":
@@ -186,7 +186,7 @@ def create_app(settings: Settings) -> Litestar:
                 scheduler=scheduler,
                 images=images,
                 fetcher=fetcher,
-                keys=KeyRing(settings.api_keys),
+                keys=KeyRing(settings.api_keys, settings.admin_keys),
                 catalog=catalog,
                 started_at=time.time(),
             )
@@ -203,7 +203,7 @@ def create_app(settings: Settings) -> Litestar:
 
     openai_routes = Router(
         path="/",
-        route_handlers=[list_models, get_model, create_image, get_job, accounts, create_chat_completion, create_image_edit, create_image_variation],
+        route_handlers=[list_models, get_model, create_image, get_job, accounts, pause_account, resume_account, create_chat_completion, create_image_edit, create_image_variation],
         exception_handlers=EXCEPTION_HANDLERS,
     )
     return Litestar(

@@ -158,7 +158,14 @@ def cmd_accounts(args: argparse.Namespace) -> int:
     import httpx
 
     try:
-        resp = httpx.get(_client_base(args) + "/accounts", headers=_client_headers(args), timeout=10)
+        if args.action in ("pause", "resume"):
+            if not args.account:
+                print("which account? e.g. `mj-adapter accounts resume discord-123`", file=sys.stderr)
+                return 2
+            body = {"reason": args.reason} if args.action == "pause" and args.reason else None
+            resp = httpx.post(f"{_client_base(args)}/accounts/{args.account}/{args.action}", json=body, headers=_client_headers(args), timeout=10)
+        else:
+            resp = httpx.get(_client_base(args) + "/accounts", headers=_client_headers(args), timeout=10)
     except httpx.HTTPError as exc:
         print(f"cannot reach the server: {exc}", file=sys.stderr)
         return 1
@@ -197,8 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--accounts", type=int, default=2)
     sim.set_defaults(fn=cmd_simulator)
 
-    for name, fn, text in (("imagine", cmd_imagine, "generate images through a running server"), ("accounts", cmd_accounts, "show the accounts of a running server")):
+    for name, fn, text in (("imagine", cmd_imagine, "generate images through a running server"), ("accounts", cmd_accounts, "show, pause or resume the accounts of a running server")):
         p = sub.add_parser(name, help=text)
+        if name == "accounts":
+            p.add_argument("action", nargs="?", choices=("list", "pause", "resume"), default="list")
+            p.add_argument("account", nargs="?", help="account id (for pause/resume)")
+            p.add_argument("--reason", help="why (for pause)")
         if name == "imagine":
             p.add_argument("prompt")
             p.add_argument("--n", type=int, default=4)

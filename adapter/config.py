@@ -100,6 +100,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: int = 8080
     api_keys: tuple[Secret, ...] = ()
+    admin_keys: tuple[Secret, ...] = ()  # may pause/resume accounts; empty: any API key may
     data_dir: Path = Path("data")
     public_base_url: str | None = None  # default: derived from each request's Host
     store_url: str | None = None  # default: sqlite in data_dir
@@ -146,7 +147,7 @@ def _split_list(value: str) -> list[str]:
 
 
 # env var suffix -> (settings field, parser)
-_LIST_FIELDS = {"API_KEYS", "BANNED_WORDS", "FETCH_ALLOW_HOSTS", "WEBHOOK_ALLOW_HOSTS"}
+_LIST_FIELDS = {"API_KEYS", "ADMIN_KEYS", "BANNED_WORDS", "FETCH_ALLOW_HOSTS", "WEBHOOK_ALLOW_HOSTS"}
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:

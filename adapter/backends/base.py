@@ -188,6 +188,12 @@ class Account(Protocol):
 
     async def close(self) -> None: ...
 
+    def pause(self, reason: str) -> None:
+        """Stop taking work until resumed (an operator's decision, or a captcha)."""
+
+    def resume(self) -> None:
+        """Take work again after a pause."""
+
     async def run(
         self, op: Operation, mode: Mode, emit: EventSink, *, before_send: BeforeSend | None = None
     ) -> JobOutput:

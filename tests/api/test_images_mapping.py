@@ -166,3 +166,30 @@ def test_streams_carry_keepalive_comments(server: ServerProcess) -> None:
         lines = list(r.iter_lines())
     assert any(line.startswith(":") for line in lines), lines[:5]
     assert lines[-1] == "data: [DONE]" or "data: [DONE]" in lines
+
+
+def test_operators_pause_and_resume_accounts(tmp_path: Path) -> None:
+    admin = "sk-admin-operator-000111"
+    server = ServerProcess(tmp_path, env={"MJ_ADAPTER_ADMIN_KEYS": admin}).start()
+    try:
+        customer = {"Authorization": f"Bearer {KEY_A}"}
+        operator = {"Authorization": f"Bearer {admin}"}
+        assert httpx.get(server.v1 + "/accounts", headers=customer).status_code == 403
+        r = httpx.post(server.v1 + "/accounts/demo-1/pause", json={"reason": "maintenance"}, headers=operator)
+        assert r.status_code == 200
+        states = {a["id"]: a for a in r.json()}
+        assert states["demo-1"]["state"] == "paused" and states["demo-1"]["reason"] == "maintenance"
+        # work still flows through the other account
+        client = openai.OpenAI(base_url=server.v1, api_key=KEY_A, max_retries=0)
+        assert client.images.generate(prompt="while one rests").data[0].url
+        env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("MJ_ADAPTER_")}
+        cli = subprocess.run(
+            [sys.executable, "-m", "adapter", "accounts", "resume", "demo-1", "--base-url", server.v1, "--api-key", admin],
+            env=env, capture_output=True, text=True, timeout=30,
+        )
+        assert cli.returncode == 0, cli.stderr
+        line = next(row for row in cli.stdout.splitlines() if row.startswith("demo-1"))
+        assert "ready" in line
+        assert httpx.post(server.v1 + "/accounts/nope/resume", headers=operator).status_code == 404
+    finally:
+        server.stop()

@@ -8,12 +8,14 @@ from typing import Any
 
 import msgspec
 from litestar.params import FromPath
-from litestar import Request, Response, get
+from litestar import Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.response import File
 
 from adapter.api.context import ctx_of
+from adapter.api.openai.errors import OpenAIError
 from adapter.api.openai.router_images import openai_owner
+from adapter.backends.base import Account
 from adapter.media.store import content_type_from_key, is_valid_key
 
 
@@ -79,9 +81,44 @@ async def metrics(request: Request[Any, Any, Any]) -> str:
     return ctx.extras["metrics"].render(ctx.scheduler, counts)
 
 
+def _admin(request: Request[Any, Any, Any]) -> None:
+    owner = openai_owner(request)
+    if not ctx_of(request).keys.is_admin(owner):
+        raise OpenAIError(403, "This key may not manage accounts (MJ_ADAPTER_ADMIN_KEYS).", type="permission_error", code="forbidden")
+
+
 @get("/v1/accounts", sync_to_thread=False)
 def accounts(request: Request[Any, Any, Any]) -> list[AccountView]:
-    openai_owner(request)
+    _admin(request)
+    return _accounts(request)
+
+
+class PauseBody(msgspec.Struct):
+    reason: str = "paused by an operator"
+
+
+def _account_or_404(request: Request[Any, Any, Any], account_id: str) -> Account:
+    account = ctx_of(request).scheduler.account(account_id)
+    if account is None:
+        raise OpenAIError(404, f"No account with id {account_id!r}.", param="account_id", code="not_found")
+    return account
+
+
+@post("/v1/accounts/{account_id:str}/pause", status_code=200)
+async def pause_account(request: Request[Any, Any, Any], account_id: FromPath[str]) -> list[AccountView]:
+    """Stop giving the account work; its queued jobs move to other accounts."""
+    _admin(request)
+    body = await request.body()
+    reason = msgspec.json.decode(body, type=PauseBody).reason if body.strip() else PauseBody().reason
+    _account_or_404(request, account_id).pause(reason[:200])
+    return _accounts(request)
+
+
+@post("/v1/accounts/{account_id:str}/resume", status_code=200)
+async def resume_account(request: Request[Any, Any, Any], account_id: FromPath[str]) -> list[AccountView]:
+    """Take work again, e.g. after a human solved the captcha in Discord."""
+    _admin(request)
+    _account_or_404(request, account_id).resume()
     return _accounts(request)
 
 

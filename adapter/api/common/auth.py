@@ -8,8 +8,10 @@ from adapter.config import Secret, key_id
 
 
 class KeyRing:
-    def __init__(self, keys: tuple[Secret, ...]) -> None:
-        self._keys = {k.reveal(): key_id(k.reveal()) for k in keys}
+    def __init__(self, keys: tuple[Secret, ...], admin_keys: tuple[Secret, ...] = ()) -> None:
+        # admin keys are API keys too
+        self._keys = {k.reveal(): key_id(k.reveal()) for k in (*keys, *admin_keys)}
+        self._admins = {key_id(k.reveal()) for k in admin_keys}
 
     @property
     def open(self) -> bool:
@@ -26,6 +28,12 @@ class KeyRing:
             if hmac.compare_digest(key.encode(), presented.encode()):
                 return owner
         return None
+
+
+    def is_admin(self, owner: str) -> bool:
+        """Operators' keys may control accounts; with no admin keys configured, every key may
+        (a single-tenant install)."""
+        return not self._admins or owner in self._admins
 
 
 def bearer(value: str | None) -> str | None:
