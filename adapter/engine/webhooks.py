@@ -286,10 +286,18 @@ class WebhookDispatcher:
                 await self._incoming.join()
         except TimeoutError:
             log.warning("webhooks: %d events not written to the outbox at shutdown", self._incoming.qsize())
-        tasks = [t for t in (self._writer, self._loop) if t is not None] + list(self._inflight.values())
-        for t in tasks:
+        loops = [t for t in (self._writer, self._loop) if t is not None]
+        for t in loops:
             t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*loops, return_exceptions=True)
+        # deliveries under way may finish (and be recorded) for a moment; the rest are cut off
+        # and stay pending, to be sent again after the next start
+        inflight = list(self._inflight.values())
+        if inflight:
+            await asyncio.wait(inflight, timeout=2.0)
+        for t in inflight:
+            t.cancel()
+        await asyncio.gather(*inflight, return_exceptions=True)
         await self._transport.aclose()
 
     # --- observing (a JobBus listener: synchronous, never blocks) -----------------------------

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from litestar import Request, Router, get, post
+from litestar import Request, Router, get, post, route
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
@@ -177,6 +177,11 @@ async def task_image_seed(request: Request[Any, Any, Any], task_id: FromPath[str
     return await serving_of(request).image_seed(task_id, owner)
 
 
+async def unknown_endpoint(request: Request[Any, Any, Any], rest: FromPath[str]) -> None:
+    # without this, a mistyped /mj URL would get the app-wide (OpenAI-shaped) 404
+    raise MjError(E.NOT_FOUND, f"Unknown URL: this server has no /mj endpoint {request.url.path!r}.", status=404)
+
+
 _ROUTES: list[tuple[Callable[..., Any], str, str]] = [
     (submit_imagine, "POST", "/submit/imagine"),
     (submit_action, "POST", "/submit/action"),
@@ -199,6 +204,8 @@ def _handlers(in_schema: bool) -> list[HTTPRouteHandler]:
     for fn, method, path in _ROUTES:
         deco = post if method == "POST" else get
         out.append(deco(path, status_code=200, include_in_schema=in_schema, tags=TAGS)(fn))
+    methods: list[Any] = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    out.append(route("/{rest:path}", http_method=methods, include_in_schema=False)(unknown_endpoint))
     return out
 
 
