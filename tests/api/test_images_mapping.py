@@ -193,3 +193,33 @@ def test_operators_pause_and_resume_accounts(tmp_path: Path) -> None:
         assert httpx.post(server.v1 + "/accounts/nope/resume", headers=operator).status_code == 404
     finally:
         server.stop()
+
+
+def test_server_on_the_redis_store(tmp_path: Path, redis_url: str) -> None:
+    import uuid
+
+    prefix = f"mjtest-{uuid.uuid4().hex[:8]}"
+    env = {"MJ_ADAPTER_STORE_URL": f"{redis_url}?prefix={prefix}"}
+    server = ServerProcess(tmp_path, env=env).start()
+    try:
+        client = openai.OpenAI(base_url=server.v1, api_key=KEY_A, max_retries=0)
+        result = client.images.generate(prompt="kept in redis", n=2, extra_headers={"Idempotency-Key": "redis-1"})
+        job_id = (result.model_extra or {})["job_ids"][0]
+    finally:
+        server.stop()
+    server = ServerProcess(tmp_path, env=env, port=server.port).start()
+    try:
+        assert job(server, job_id)["status"] == "SUCCESS"
+        again = openai.OpenAI(base_url=server.v1, api_key=KEY_A, max_retries=0).images.generate(
+            prompt="kept in redis", n=2, extra_headers={"Idempotency-Key": "redis-1"}
+        )
+        assert (again.model_extra or {})["job_ids"] == [job_id]
+    finally:
+        server.stop()
+        import redis
+
+        r = redis.Redis.from_url(redis_url)
+        keys = list(r.scan_iter(f"{prefix}:*"))
+        if keys:
+            r.delete(*keys)
+        r.close()
