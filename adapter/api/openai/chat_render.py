@@ -77,7 +77,7 @@ def _status_word(job: Job) -> str | None:
     if job.status is JobStatus.SUBMITTED:
         return "waiting to start"
     if job.status is JobStatus.IN_PROGRESS:
-        return f"{job.progress}%"
+        return f"{job.progress}%" if job.progress else "started"
     return None
 
 
@@ -142,11 +142,9 @@ def _family(label: str) -> str:
     return label.split(" ", 1)[0].lower()  # vary, upscale, zoom, custom, 🔄
 
 
-def follow_ups_line(labels: Sequence[str], *, grid: bool) -> str:
-    """`Next: U1 U2 U3 U4 · 🔄 · V1 V2 V3 V4 — reply e.g. U2 / 放大第二张`: one line of labels
-    the chat grammar understands, grouped the way Midjourney lays out its buttons."""
-    if not labels:
-        return ""
+def inline_labels(labels: Sequence[str]) -> str:
+    """`U1` `U2` `U3` `U4` · `🔄` · `V1` ...: labels the chat grammar understands, grouped the
+    way Midjourney lays out its buttons."""
     groups: list[list[str]] = []
     for label in labels:
         # Custom Zoom needs its value in the message
@@ -155,7 +153,14 @@ def follow_ups_line(labels: Sequence[str], *, grid: bool) -> str:
             groups[-1].append(label)
         else:
             groups.append([label])
-    text = " · ".join(" ".join(f"`{x}`" for x in g) for g in groups)
+    return " · ".join(" ".join(f"`{x}`" for x in g) for g in groups)
+
+
+def follow_ups_line(labels: Sequence[str], *, grid: bool) -> str:
+    """`Next: U1 U2 U3 U4 · 🔄 · V1 V2 V3 V4 — reply e.g. U2 / 放大第二张`: one line."""
+    if not labels:
+        return ""
+    text = inline_labels(labels)
     if grid:
         example = "`U2` / `放大第二张`"
     elif "Vary (Strong)" in labels:

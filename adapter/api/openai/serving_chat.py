@@ -213,7 +213,7 @@ class ChatServing:
         grid = is_grid_job(job)
         what = "a 2x2 grid" if grid else "a single image"
         labels = describe_available(job.buttons)
-        offered = " · ".join(f"`{x}`" for x in labels) if labels else "nothing"
+        offered = render.inline_labels(labels) if labels else "nothing"
         hint = ""
         solo_only = cmd.action not in (Action.UPSCALE, Action.VARIATION, Action.REROLL)
         if grid and solo_only:
@@ -239,7 +239,8 @@ class ChatServing:
             return text, "stop"
         reason = job.fail_reason or "Midjourney did not say why."
         if job.error_category is ErrorCategory.CONTENT_POLICY:
-            return f"🚫 Midjourney refused this: {reason} Rephrase the prompt and send it again.\n", "content_filter"
+            # Midjourney's own wording already asks to rephrase
+            return f"🚫 Midjourney refused this: {reason}\n", "content_filter"
         if job.status is JobStatus.CANCEL:
             return "⏹ This job was cancelled.\n", "stop"
         if job.error_category is ErrorCategory.TIMEOUT:
