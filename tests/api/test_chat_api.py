@@ -172,9 +172,12 @@ def test_keepalive_comments_while_waiting(server: ServerProcess) -> None:
     job_id = ref(content)
     time.sleep(0.3)
     assert job(server, job_id)["status"] in ("SUBMITTED", "IN_PROGRESS")
-    # an explicit cancel in the same conversation stops it
     history = [{"role": "user", "content": "a stalled job"}, {"role": "assistant", "content": content}]
     client = openai.OpenAI(base_url=server.v1, api_key=KEY_A, max_retries=0, timeout=30)
+    # a follow-up on a job that has not finished is told to wait
+    answer = ask(client, [*history, {"role": "user", "content": "U2"}])
+    assert "still running" in answer and job_id in answer
+    # an explicit cancel in the same conversation stops it
     answer = ask(client, [*history, {"role": "user", "content": "取消"}])
     assert "Cancelled" in answer and job_id in answer
     assert job(server, job_id)["status"] == "CANCEL"
