@@ -39,8 +39,9 @@ DIMENSIONS: dict[str, str] = {"portrait": "PORTRAIT", "square": "SQUARE", "lands
 
 # failReason keywords (English and the Chinese the open-source projects use), first match wins
 _FAILURE_WORDS: tuple[tuple[ErrorCategory, tuple[str, ...]], ...] = (
-    (ErrorCategory.CANCELLED, ("cancel", "取消")),
+    # before "cancel": Midjourney words moderation as "Request cancelled due to output filters"
     (ErrorCategory.CONTENT_POLICY, ("banned", "moderation", "filter", "敏感词", "违规", "审核")),
+    (ErrorCategory.CANCELLED, ("cancel", "取消")),
     (ErrorCategory.QUEUE_FULL, ("queue full", "队列已满")),
     (ErrorCategory.TIMEOUT, ("timeout", "timed out", "超时")),
     (ErrorCategory.INVALID_REQUEST, ("invalid", "参数", "duplicate images")),
