@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from server_process import KEY_A, KEY_B, ServerProcess  # noqa: E402
+from server_process import KEY_A, KEY_B, ServerProcess, free_port  # noqa: E402
 
 A_HEADERS = {"mj-api-secret": KEY_A}
 
@@ -170,3 +171,63 @@ def test_upstream_refusals_map_to_our_failures(chain: tuple[ServerProcess, Serve
     with pytest.raises(openai.BadRequestError) as err:
         client.images.generate(model="midjourney", prompt="a nsfw door")
     assert err.value.code == "content_policy_violation" and "nsfw" in err.value.message
+
+
+def test_a_mixed_pool_of_a_discord_account_and_a_provider(tmp_path: Path, chain: tuple[ServerProcess, ServerProcess]) -> None:
+    _, upstream = chain
+    sim_port = free_port()
+    sim_log = open(tmp_path / "simulator.log", "ab")  # noqa: SIM115 - closed below
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "adapter", "simulator", "--port", str(sim_port), "--speed", "25", "--accounts", "1"],
+        stdout=sim_log,
+        stderr=subprocess.STDOUT,
+    )
+    mixed: ServerProcess | None = None
+    try:
+        sim_base = f"http://127.0.0.1:{sim_port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                acct = httpx.get(sim_base + "/_simulator/accounts", timeout=1).json()[0]
+                break
+            except (httpx.HTTPError, IndexError, ValueError):
+                assert time.monotonic() < deadline, "simulator did not start"
+                time.sleep(0.05)
+        accounts = [
+            {
+                "kind": "discord",
+                "id": "discord-sim",
+                "token": acct["token"],
+                "guild_id": acct["guild_id"],
+                "channel_id": acct["channel_id"],
+                "rest_base": sim_base + "/api/v9",
+                "inpaint_submit_url": sim_base + "/inpaint/api/submit-job",
+                "min_gap_seconds": 0.01,
+                "gap_jitter_seconds": 0,
+            },
+            {"kind": "mjproxy", "id": "upstream", "base_url": upstream.base, "secret": KEY_B, "concurrency": 3, "poll_initial_seconds": 0.05, "poll_interval_seconds": 0.3},
+        ]
+        mixed = ServerProcess(tmp_path / "mixed", env={"MJ_ADAPTER_ACCOUNTS": json.dumps(accounts), "MJ_ADAPTER_FETCH_ALLOW_HOSTS": "127.0.0.1"}).start()
+        kinds = {a["id"]: (a["kind"], a["state"]) for a in httpx.get(mixed.base + "/readyz").json()["accounts"]}
+        assert kinds == {"discord-sim": ("discord", "ready"), "upstream": ("mjproxy", "ready")}
+
+        ids = [httpx.post(f"{mixed.base}/mj/submit/imagine", json={"prompt": f"mixed {i}"}, headers=A_HEADERS).json()["result"] for i in range(6)]
+        grids = [wait_task(mixed, i, A_HEADERS, timeout=60) for i in ids]
+        assert all(g["status"] == "SUCCESS" for g in grids), [g["failReason"] for g in grids]
+        used = {g["properties"]["discordInstanceId"] for g in grids}
+        assert used == {"discord-sim", "upstream"}
+        # follow-ups run where their parent lives, whichever kind of account that is
+        for grid in {g["properties"]["discordInstanceId"]: g for g in grids}.values():
+            u1 = next(b["customId"] for b in grid["buttons"] if b["label"] == "U1")
+            child_id = httpx.post(f"{mixed.base}/mj/submit/action", json={"taskId": grid["id"], "customId": u1}, headers=A_HEADERS).json()["result"]
+            child = wait_task(mixed, child_id, A_HEADERS, timeout=60)
+            assert child["status"] == "SUCCESS" and child["properties"]["discordInstanceId"] == grid["properties"]["discordInstanceId"]
+    finally:
+        if mixed is not None:
+            mixed.stop()
+        sim.terminate()
+        try:
+            sim.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            sim.kill()
+        sim_log.close()
