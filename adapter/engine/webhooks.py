@@ -397,6 +397,9 @@ class WebhookDispatcher:
     async def _deliver(self, item: OutboxItem) -> None:
         status: int | None = None
         permanent = False
+        if self._key is None and callable(self._secret):
+            # a generated secret is read or written on disk: not on the event loop
+            self._key = signing_key(await asyncio.to_thread(self._secret))
         try:
             status = await self._transport.post(item.url, item.body, self.headers(item, int(time.time())))
             error = None if 200 <= status < 300 else f"HTTP {status}"
