@@ -65,6 +65,12 @@ def wait_task(server: ServerProcess, task_id: str, headers: dict[str, str], time
     raise TimeoutError(task_id)
 
 
+def _png(colour: tuple[int, int, int]) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (48, 48), colour).save(buf, "PNG")
+    return buf.getvalue()
+
+
 def fetch_png(url: str) -> Image.Image:
     r = httpx.get(url, timeout=10)
     assert r.status_code == 200, (url, r.status_code)
@@ -136,6 +142,14 @@ def test_describe_and_custom_zoom_modal_through_the_chain(chain: tuple[ServerPro
     assert described["status"] == "SUCCESS" and described["action"] == "DESCRIBE"
     prompts = described["prompt"].split("\n\n")
     assert len(prompts) == 4 and all(p.startswith(f"{i}\ufe0f\u20e3 ") and len(p) > 10 for i, p in enumerate(prompts, start=1))
+
+    # blend: the provider receives the images and the dimensions
+    other = "data:image/png;base64," + base64.b64encode(_png((200, 40, 40))).decode()
+    blend = httpx.post(f"{front.base}/mj/submit/blend", json={"base64Array": [image, other], "dimensions": "PORTRAIT"}, headers=A_HEADERS).json()
+    assert blend["code"] == 1, blend
+    blended = wait_task(front, blend["result"], A_HEADERS)
+    assert blended["status"] == "SUCCESS" and blended["action"] == "BLEND" and "2:3" in blended["properties"]["finalPrompt"]
+    fetch_png(blended["imageUrl"])
 
     # the same chain through chat: describe answered as a numbered list
     client = openai.OpenAI(base_url=front.v1, api_key=KEY_A, max_retries=0, timeout=60)

@@ -3,11 +3,15 @@ engine's dispatcher only knows it is handed bytes)."""
 
 from __future__ import annotations
 
+import logging
+
 from adapter.api.mjproxy.views import task_json
 from adapter.config import Settings
 from adapter.domain.jobs import Job
-from adapter.engine.webhooks import WebhookDispatcher, WebhookOptions, load_or_create_secret
+from adapter.engine.webhooks import WebhookDispatcher, WebhookOptions, hook_url_problem, load_or_create_secret
 from adapter.stores.base import JobStore
+
+log = logging.getLogger(__name__)
 
 
 def webhook_base(settings: Settings) -> str:
@@ -27,6 +31,8 @@ def build_webhooks(settings: Settings, store: JobStore) -> WebhookDispatcher:
     def render(job: Job) -> bytes:
         return task_json(job, base)
 
+    if settings.webhook_url and (problem := hook_url_problem(settings.webhook_url, settings.webhook_allow_hosts)):
+        log.warning("webhook_url %s: its events will not be delivered", problem)
     configured = settings.webhook_secret.reveal()
     options = WebhookOptions(
         global_url=settings.webhook_url or None,

@@ -13,6 +13,7 @@ import pytest
 
 from adapter.backends.base import (
     AccountState,
+    Blend,
     Describe,
     ImageInput,
     Imagine,
@@ -269,3 +270,14 @@ async def test_status_and_repr_never_show_the_secret(provider: FakeProvider, acc
     st = account.status()
     assert st.kind == "mjproxy" and st.modes == (Mode.FAST, Mode.RELAX) and st.concurrency == 5
     assert SECRET not in repr(account.options) and SECRET not in repr(st)
+
+
+async def test_blend_and_shorten_bodies(provider: FakeProvider, account: ProviderAccount) -> None:
+    provider.script("t1", success())
+    provider.script("t2", success(prompt="1\ufe0f\u20e3 short", buttons=[]))
+    await account.run(Blend(images=(PNG, PNG), dimensions="portrait", bot=Bot.NIJI), Mode.TURBO, lambda e: None)
+    await account.run(Shorten(prompt="a long prompt"), Mode.FAST, lambda e: None)
+    blend, shorten = provider.submits()
+    assert blend.path == "/mj-turbo/mj/submit/blend"
+    assert blend.body["dimensions"] == "PORTRAIT" and blend.body["botType"] == "NIJI_JOURNEY" and len(blend.body["base64Array"]) == 2
+    assert shorten.path == "/mj-fast/mj/submit/shorten" and shorten.body == {"prompt": "a long prompt", "botType": "MID_JOURNEY"}
