@@ -10,6 +10,7 @@ import os
 import random
 import stat
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from adapter.engine.webhooks import (
     signing_key,
     verify,
 )
+from adapter.stores.base import JobStore
+from adapter.stores.factory import open_store
 from adapter.stores.sqlite import SqliteJobStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
@@ -124,12 +127,28 @@ async def test_transport_refuses_names_that_resolve_to_private_addresses() -> No
 # --- dispatcher -------------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteJobStore]:
-    s = SqliteJobStore(tmp_path / "jobs.db")
+@pytest.fixture(params=["sqlite", "redis"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobStore]:
+    """The outbox of either store: ordering and retries must not depend on which one."""
+    if request.param == "sqlite":
+        s: JobStore = SqliteJobStore(tmp_path / "jobs.db")
+        await s.open()
+        yield s
+        await s.close()
+        return
+    redis_url = request.getfixturevalue("redis_url")
+    prefix = f"whtest-{uuid.uuid4().hex[:8]}"
+    s = open_store(f"{redis_url}?prefix={prefix}")
     await s.open()
     yield s
     await s.close()
+    import redis
+
+    r = redis.Redis.from_url(redis_url)
+    keys = list(r.scan_iter(f"{prefix}:*"))
+    if keys:
+        r.delete(*keys)
+    r.close()
 
 
 @pytest.fixture
@@ -183,7 +202,7 @@ def states(attempts: list, job_id: str) -> list[tuple[str, int]]:  # type: ignor
     return out
 
 
-async def test_events_arrive_signed_in_order_without_repeats(store: SqliteJobStore, receiver: Receiver) -> None:
+async def test_events_arrive_signed_in_order_without_repeats(store: JobStore, receiver: Receiver) -> None:
     d = WebhookDispatcher(store, render, options(global_url=receiver.base + "/global"), SECRET)
     await d.start()
     try:
@@ -200,7 +219,7 @@ async def test_events_arrive_signed_in_order_without_repeats(store: SqliteJobSto
     assert await store.outbox_due(10**15) == []  # delivered items leave the outbox
 
 
-async def test_a_failing_receiver_gets_retries_and_never_a_newer_event_first(store: SqliteJobStore, receiver: Receiver) -> None:
+async def test_a_failing_receiver_gets_retries_and_never_a_newer_event_first(store: JobStore, receiver: Receiver) -> None:
     receiver.status = 503
     d = WebhookDispatcher(store, render, options(), SECRET)
     await d.start()
@@ -227,7 +246,7 @@ async def test_a_failing_receiver_gets_retries_and_never_a_newer_event_first(sto
     assert d.failed_attempts >= 8 and d.dead == 0
 
 
-async def test_an_event_past_its_retry_window_is_dead_and_stops_blocking(store: SqliteJobStore, receiver: Receiver) -> None:
+async def test_an_event_past_its_retry_window_is_dead_and_stops_blocking(store: JobStore, receiver: Receiver) -> None:
     receiver.status = 500
     d = WebhookDispatcher(store, render, options(retry_seconds=0.3), SECRET)
     await d.start()
@@ -243,7 +262,7 @@ async def test_an_event_past_its_retry_window_is_dead_and_stops_blocking(store: 
     assert states(receiver.accepted(), "j_a") == [("SUCCESS", 100)]
 
 
-async def test_gone_and_forbidden_targets_are_not_retried(store: SqliteJobStore, receiver: Receiver) -> None:
+async def test_gone_and_forbidden_targets_are_not_retried(store: JobStore, receiver: Receiver) -> None:
     receiver.status = 410
     d = WebhookDispatcher(store, render, options(allow_hosts=()), SECRET)
     await d.start()
@@ -264,7 +283,7 @@ async def test_gone_and_forbidden_targets_are_not_retried(store: SqliteJobStore,
         await d.close()
 
 
-async def test_pending_events_survive_a_restart(store: SqliteJobStore, receiver: Receiver) -> None:
+async def test_pending_events_survive_a_restart(store: JobStore, receiver: Receiver) -> None:
     receiver.stop()  # down: connections refused
     d = WebhookDispatcher(store, render, options(), SECRET)
     await d.start()
@@ -284,7 +303,7 @@ async def test_pending_events_survive_a_restart(store: SqliteJobStore, receiver:
     assert states(receiver.accepted(), "j_a") == [("NOT_START", 0), ("SUBMITTED", 0), ("IN_PROGRESS", 15), ("IN_PROGRESS", 62), ("SUCCESS", 100)]
 
 
-async def test_jobs_without_hooks_cost_nothing(store: SqliteJobStore) -> None:
+async def test_jobs_without_hooks_cost_nothing(store: JobStore) -> None:
     rendered: list[str] = []
 
     def spy(job: Job) -> bytes:
@@ -301,7 +320,7 @@ async def test_jobs_without_hooks_cost_nothing(store: SqliteJobStore) -> None:
     assert rendered == [] and await store.outbox_due(10**15) == []
 
 
-async def test_the_secret_is_only_made_when_a_webhook_is_sent(store: SqliteJobStore, receiver: Receiver) -> None:
+async def test_the_secret_is_only_made_when_a_webhook_is_sent(store: JobStore, receiver: Receiver) -> None:
     calls: list[int] = []
 
     def lazy() -> str:
