@@ -208,7 +208,8 @@ class HookTransport:
                 extensions=extensions,
             )
             try:
-                response = await self._client.send(request)
+                # the receiver's body is never read: only its status matters
+                response = await self._client.send(request, stream=True)
             except httpx.ConnectError:
                 continue
             except httpx.TimeoutException:
