@@ -207,7 +207,7 @@ def test_server_on_the_redis_store(tmp_path: Path, redis_url: str) -> None:
         job_id = (result.model_extra or {})["job_ids"][0]
     finally:
         server.stop()
-    server = ServerProcess(tmp_path, env=env, port=server.port).start()
+    server = ServerProcess(tmp_path, env=env).start()
     try:
         assert job(server, job_id)["status"] == "SUCCESS"
         again = openai.OpenAI(base_url=server.v1, api_key=KEY_A, max_retries=0).images.generate(

@@ -58,7 +58,7 @@ def test_sigkill_mid_job_then_restart_completes_without_a_second_submit(tmp_path
         assert job_id, "the job should be running (a preview arrived) before the crash"
         server.kill()
         assert wait_job_status_offline(data, job_id) in ("SUBMITTED", "IN_PROGRESS")
-        server = ServerProcess(data, env=env, port=server.port).start()
+        server = ServerProcess(data, env=env).start()
         final = wait_job(server, job_id)
         assert final["status"] == "SUCCESS", final
         assert len(final["image_urls"]) == 4

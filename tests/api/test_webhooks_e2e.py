@@ -105,7 +105,7 @@ def test_every_event_arrives_signed_in_order_across_outages_and_a_restart(tmp_pa
         receiver.stop()
 
         # 4. the adapter comes back (and makes a third task) while the receiver is still away
-        server = ServerProcess(data, env=env, port=server.port).start()
+        server = ServerProcess(data, env=env).start()
         t3 = imagine(server, "third", hook)
         wait_success(server, t3)
         time.sleep(0.3)  # a few refused attempts
