@@ -41,8 +41,8 @@ from adapter.backends.base import (
     PressButton,
     RecoveryProbe,
     Shorten,
-    StateListener,
 )
+from adapter.backends.health import AccountHealthMixin
 from adapter.backends.discord.commands import (
     Channel,
     CommandCache,
@@ -112,7 +112,7 @@ def _fail(category: ErrorCategory, message: str, title: str | None = None) -> Jo
     return JobFailed(BackendError(category=category, message=message, title=title))
 
 
-class DiscordAccount:
+class DiscordAccount(AccountHealthMixin):
     kind = "discord"
 
     def __init__(
@@ -140,9 +140,6 @@ class DiscordAccount:
         self._commands = CommandCache(self._rest, options.guild_id)
         self._registry = Registry()
         self._snowflakes = SnowflakeGenerator(worker=self._rng.randrange(32))
-        self._state = AccountState.STOPPED
-        self._reason: str | None = None
-        self._listeners: list[StateListener] = []
         self._running = 0
         self._waiting = 0
         self._pace_lock = asyncio.Lock()
@@ -174,8 +171,8 @@ class DiscordAccount:
             queue_size=self.options.queue_size,
         )
 
-    def add_listener(self, listener: StateListener) -> None:
-        self._listeners.append(listener)
+    def _connected(self) -> bool:
+        return self._gateway.state is GatewayState.READY
 
     async def start(self) -> None:
         self._set_state(AccountState.CONNECTING, None)
@@ -202,15 +199,6 @@ class DiscordAccount:
         await self._gateway.close()
         await self._rest.aclose()
         self._set_state(AccountState.STOPPED, None)
-
-    def pause(self, reason: str) -> None:
-        """Stop sending anything until an operator resumes the account."""
-        if self._state is not AccountState.DISABLED:
-            self._set_state(AccountState.PAUSED, reason)
-
-    def resume(self) -> None:
-        if self._state is AccountState.PAUSED:
-            self._set_state(AccountState.READY if self._gateway.state is GatewayState.READY else AccountState.RECONNECTING, None)
 
     async def run(self, op: Operation, mode: Mode, emit: EventSink, *, before_send: BeforeSend | None = None) -> JobOutput:
         if self._state is not AccountState.READY:
@@ -774,26 +762,6 @@ class DiscordAccount:
         return out
 
     # --- state --------------------------------------------------------------------------------
-
-    def _set_state(self, state: AccountState, reason: str | None) -> None:
-        if self._state is AccountState.DISABLED and state is not AccountState.STOPPED:
-            return  # disabled is final until an operator fixes the account
-        if state is self._state and reason == self._reason:
-            return
-        if state in (AccountState.PAUSED, AccountState.DISABLED):
-            log.warning("account %s %s: %s", self.id, state.value, reason)
-        else:
-            log.info("account %s %s%s", self.id, state.value, f": {reason}" if reason else "")
-        self._state, self._reason = state, reason
-        self._emit_state()
-
-    def _emit_state(self) -> None:
-        st = self.status()
-        for listener in list(self._listeners):
-            try:
-                listener(st)
-            except Exception:
-                log.exception("account listener failed")
 
 
 def _s(value: object) -> str | None:

@@ -36,8 +36,8 @@ from adapter.backends.base import (
     PressButton,
     RecoveryProbe,
     Shorten,
-    StateListener,
 )
+from adapter.backends.health import AccountHealthMixin
 from adapter.backends.mjproxy.client import ProxyClient, Submitted, UpstreamError
 from adapter.backends.mjproxy.mapping import (
     BOT_TYPES,
@@ -88,7 +88,7 @@ def _str(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-class ProviderAccount:
+class ProviderAccount(AccountHealthMixin):
     kind = "mjproxy"
 
     def __init__(self, options: ProviderAccountOptions, *, client: ProxyClient | None = None) -> None:
@@ -96,9 +96,6 @@ class ProviderAccount:
         self._client = client or ProxyClient(
             options.base_url, options.secret, timeout=options.request_timeout_seconds, mode_prefix=options.mode_prefix
         )
-        self._state = AccountState.STOPPED
-        self._reason: str | None = None
-        self._listeners: list[StateListener] = []
         self._running = 0
         self._background: set[asyncio.Task[Any]] = set()
         self._closed = False
@@ -142,9 +139,6 @@ class ProviderAccount:
             concurrency=self.options.concurrency,
             queue_size=self.options.queue_size,
         )
-
-    def add_listener(self, listener: StateListener) -> None:
-        self._listeners.append(listener)
 
     async def start(self) -> None:
         self._closed = False
@@ -392,17 +386,3 @@ class ProviderAccount:
         task = asyncio.create_task(coro, name=f"provider-{self.id}")
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    def _set_state(self, state: AccountState, reason: str | None) -> None:
-        if self._state is AccountState.DISABLED and state is not AccountState.STOPPED:
-            return
-        if state is self._state and reason == self._reason:
-            return
-        log.log(logging.WARNING if state is AccountState.DISABLED else logging.INFO, "provider %s %s%s", self.id, state.value, f": {reason}" if reason else "")
-        self._state, self._reason = state, reason
-        st = self.status()
-        for listener in list(self._listeners):
-            try:
-                listener(st)
-            except Exception:
-                log.exception("account listener failed")
