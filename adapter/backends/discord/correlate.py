@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from adapter.backends.base import EventSink, JobOutput
@@ -89,7 +89,7 @@ class Registry:
         if p.delete_timer:
             p.delete_timer.cancel()
 
-    def __iter__(self) -> Iterable[Pending]:
+    def __iter__(self) -> Iterator[Pending]:
         return iter(list(self._pending))
 
     def __len__(self) -> int:
