@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -78,7 +79,21 @@ def _variant_fits(p: Pending, m: MjMessage) -> bool:
 class Registry:
     def __init__(self) -> None:
         self._pending: list[Pending] = []
-        self.claimed_messages: set[str] = set()  # final messages already given to a job
+        self._claimed: OrderedDict[str, None] = OrderedDict()  # final messages given to a job
+
+    # A final message can only be claimed again by a late duplicate event or a recovery that
+    # reads history, both close in time: remembering the newest few thousand is enough, and it
+    # keeps a long-running account's memory flat.
+    CLAIM_MEMORY = 5000
+
+    def claim(self, message_id: str) -> None:
+        self._claimed[message_id] = None
+        self._claimed.move_to_end(message_id)
+        while len(self._claimed) > self.CLAIM_MEMORY:
+            self._claimed.popitem(last=False)
+
+    def is_claimed(self, message_id: str) -> bool:
+        return message_id in self._claimed
 
     def add(self, p: Pending) -> None:
         self._pending.append(p)

@@ -657,13 +657,13 @@ class DiscordAccount(AccountHealthMixin):
             self._complete(p, m, texts=texts)
             return
         if m.kind == "done":
-            if m.message_id in self._registry.claimed_messages:
+            if self._registry.is_claimed(m.message_id):
                 return
             self._complete(p, m)
 
     def _complete(self, p: Pending, m: MjMessage, texts: tuple[str, ...] = ()) -> None:
         if m.message_id:
-            self._registry.claimed_messages.add(m.message_id)
+            self._registry.claim(m.message_id)
         p.future.set_result(
             JobOutput(
                 account_id=self.id,
@@ -735,7 +735,7 @@ class DiscordAccount(AccountHealthMixin):
                 m = classify(raw, bot_ids=self._bot_ids)
                 if m.kind == "other" or p.done:
                     continue
-                if m.message_id in self._registry.claimed_messages:
+                if self._registry.is_claimed(m.message_id):
                     continue
                 if self._registry.match(m) is p:
                     self._apply(p, m)
