@@ -34,7 +34,7 @@ from adapter.backends.base import (
     Shorten,
 )
 from adapter.config import Timeouts
-from adapter.domain.actions import Action, Mode
+from adapter.domain.actions import Action
 from adapter.domain.banned import BannedWords
 from adapter.domain.buttons import parse_custom_id
 from adapter.domain.errors import ErrorCategory

@@ -56,6 +56,12 @@ def invalid(message: str, param: str | None = None, code: str | None = None) -> 
     return OpenAIError(400, message, param=param, code=code)
 
 
+def unknown_model(name: str | None, available: list[str]) -> OpenAIError:
+    return OpenAIError(
+        404, f"The model '{name}' does not exist. Available: {', '.join(available)}.", param="model", code="model_not_found"
+    )
+
+
 def from_engine(exc: EngineError) -> OpenAIError:
     if isinstance(exc, PromptRejected):
         return OpenAIError(400, exc.message, param="prompt", code="content_policy_violation", headers={"x-should-retry": "false"})

@@ -11,7 +11,7 @@ from litestar import Request, Response, get, post
 from adapter.api.common.auth import bearer
 from adapter.api.common.sse import SSEResponse
 from adapter.api.context import ApiContext, ctx_of, request_meta
-from adapter.api.openai.errors import OpenAIError, invalid
+from adapter.api.openai.errors import OpenAIError, invalid, unknown_model
 from adapter.api.openai.serving_images import ImageServing, build_plan
 
 
@@ -80,7 +80,7 @@ def get_model(request: Request[Any, Any, Any], model_id: FromPath[str]) -> Model
     openai_owner(request)
     ctx = ctx_of(request)
     if ctx.catalog.resolve(model_id) is None:
-        raise OpenAIError(404, f"The model '{model_id}' does not exist.", param="model", code="model_not_found")
+        raise unknown_model(model_id, ctx.catalog.names())
     return ModelCard(id=model_id, created=int(ctx.started_at))
 
 

@@ -23,7 +23,7 @@ import msgspec
 from adapter.api.common.sse import ServerSentEvent
 from adapter.api.openai import chat_render as render
 from adapter.api.openai.chat_refs import conversation_job_ids, job_ref, last_user_message
-from adapter.api.openai.errors import OpenAIError, from_engine, invalid
+from adapter.api.openai.errors import OpenAIError, from_engine, invalid, unknown_model
 from adapter.api.openai.image_inputs import MAX_INPUT_IMAGES, ImageInputs
 from adapter.api.openai.protocol_chat import (
     AssistantMessage,
@@ -109,9 +109,7 @@ class ChatServing:
         HTTP error (bad request, unknown model, queue full...)."""
         spec = self.catalog.resolve(req.model)
         if spec is None:
-            raise OpenAIError(
-                404, f"The model '{req.model}' does not exist. Available: {', '.join(self.catalog.names())}.", param="model", code="model_not_found"
-            )
+            raise unknown_model(req.model, self.catalog.names())
         last = last_user_message(req.messages)
         turn = ChatTurn(
             id=f"chatcmpl-{secrets.token_hex(12)}", created=int(time.time()), model=req.model or spec.id, user_text=last.text

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import msgspec
 
 from adapter.api.common.sse import ServerSentEvent
-from adapter.api.openai.errors import OpenAIError, from_engine, from_failed_job, invalid
+from adapter.api.openai.errors import OpenAIError, from_engine, from_failed_job, invalid, unknown_model
 from adapter.api.openai.protocol_images import (
     CompletedImageEvent,
     ImageData,
@@ -88,9 +88,7 @@ def build_plan(
         raise invalid("prompt is too long (at most 6000 characters).", "prompt")
     spec = catalog.resolve(model)
     if spec is None:
-        raise OpenAIError(
-            404, f"The model '{model}' does not exist. Available: {', '.join(catalog.names())}.", param="model", code="model_not_found"
-        )
+        raise unknown_model(model, catalog.names())
     count = 1 if n is None else n
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_N:
         raise invalid(f"n must be an integer from 1 to {MAX_N}.", "n")
