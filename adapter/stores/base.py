@@ -1,7 +1,7 @@
 """The job store contract: what the engine may ask of durable storage, whatever holds it.
 
 Every implementation (SQLite embedded, Redis for replicas) is held to the same behavioural test
-suite (tests/stores/test_contract.py), so the engine can treat them as interchangeable.
+suite (tests/stores/test_store_contract.py), so the engine can treat them as interchangeable.
 
 Semantics shared by all implementations:
 - A job is stored whole (msgspec-encoded) next to a few indexed copies of its fields; `update`
@@ -159,6 +159,16 @@ class JobStore(Protocol):
     async def count_by_status(self) -> dict[tuple[str, str], int]:
         """(status value, action value) -> number of jobs; pairs with no jobs are omitted."""
 
+    async def list_expired(self, finished_before_ms: int, limit: int) -> list[str]:
+        """Ids of finished jobs (SUCCESS/FAILURE/CANCEL) that finished before the cut-off
+        (exclusive), oldest first: by finish time, ties by id. A finished job without
+        `finished_at` counts as finished at its `created_at`. Unfinished jobs are never listed."""
+
+    async def delete_jobs(self, ids: Sequence[str]) -> int:
+        """Delete these jobs, every index entry they are in and every outbox item of theirs
+        (whatever its state), atomically per job. Missing ids are skipped; returns how many
+        jobs were deleted. An `update` of a deleted job then finds nothing (it is not revived)."""
+
     async def outbox_add(self, item: OutboxItem) -> None:
         """Store a new delivery (durable on return). Raises DuplicateOutboxItem on an id clash."""
 
@@ -174,12 +184,25 @@ class JobStore(Protocol):
 
     async def outbox_delete(self, item_id: str) -> None: ...
 
+    async def outbox_purge(self, before_ms: int) -> int:
+        """Delete the done and dead items created before the cut-off (exclusive); pending items
+        are never touched, however old. Returns how many were deleted."""
+
 
 # --- helpers shared by the implementations ----------------------------------------------------
 
 
 def job_fingerprint(job: Job) -> str | None:
     return job.extra.get(FINGERPRINT_KEY) or None
+
+
+def expiry_time(job: Job) -> int | None:
+    """When a job finished, as retention sees it; None while it has not."""
+    if not job.status.finished:
+        return None
+    # a finished job always has finished_at when the engine wrote it; a record from elsewhere
+    # may not, and must still expire some day
+    return job.finished_at if job.finished_at is not None else job.created_at
 
 
 def normalize_statuses(status: StatusFilter) -> list[JobStatus] | None:

@@ -5,6 +5,7 @@ Key layout, everything under `<prefix>:` so several deployments (or test runs) s
     job:<id>                      hash  d = msgpack Job, s = status, x = JSON list of the index
                                         keys the job is in, k = its count_by_status field
     idx:all | idx:unfinished      zset  job ids scored by created_at
+    idx:finished                  zset  finished job ids scored by when they finished (retention)
     idx:owner:<owner>             zset  "
     idx:status:<status>           zset  "
     idx:action:<action>           zset  "
@@ -14,9 +15,14 @@ Key layout, everything under `<prefix>:` so several deployments (or test runs) s
     idx:idem:<len>:<owner>:<key>  zset  " (the owner's length keeps "a:b"+"c" apart from "a"+"b:c")
     idx:fp:<len>:<owner>:<fp>     zset  "
     counts                        hash  "<status>|<action>" -> number of jobs
-    ob:item:<id>                  hash  d = msgpack OutboxItem, q = its queue key
+    ob:item:<id>                  hash  d = msgpack OutboxItem, q = its queue key, s = its state,
+                                        j = its job's ob:job key
     ob:due                        zset  pending item ids scored by next_attempt_ms
     ob:q:<len>:<job id>:<url>     zset  pending item ids of one (job, url) scored by seq
+    ob:closed                     zset  done / dead item ids scored by created_ms (for purging)
+    ob:job:<job id>               set   every item id of one job (deleted with the job)
+    meta                          hash  retention = "1" once data written before idx:finished,
+                                        ob:closed and ob:job existed has been indexed (on open)
 
 Every write is one Lua script, so a job and all its index entries change together and the
 compare-and-set / duplicate checks cannot race another replica. Which index keys a job is in is
@@ -35,6 +41,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -44,6 +52,7 @@ import redis.exceptions as redis_errors
 
 from adapter.domain.jobs import Job, JobStatus
 from adapter.stores.base import (
+    FINISHED_STATUSES,
     ActionFilter,
     DuplicateJob,
     DuplicateOutboxItem,
@@ -53,17 +62,21 @@ from adapter.stores.base import (
     StoreError,
     StoreUnavailable,
     check_limit,
+    expiry_time,
     job_fingerprint,
     normalize_actions,
     normalize_statuses,
 )
 from adapter.stores.codec import decode_job, decode_outbox, encode_job, encode_outbox
 
+log = logging.getLogger(__name__)
+
 _INSERT_JOB = """
 local job_key, counts_key, count_field, score, id, blob, status, index_json =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local job_prefix = ARGV[9]
-local dedupe = {{ARGV[10], ARGV[11], 'idempotency_key'}, {ARGV[12], ARGV[13], 'fingerprint'}}
+local finished_key, finished_score = ARGV[9], ARGV[10]
+local job_prefix = ARGV[11]
+local dedupe = {{ARGV[12], ARGV[13], 'idempotency_key'}, {ARGV[14], ARGV[15], 'fingerprint'}}
 if redis.call('EXISTS', job_key) == 1 then
   return {'duplicate_id'}
 end
@@ -82,6 +95,9 @@ redis.call('HSET', job_key, 'd', blob, 's', status, 'x', index_json, 'k', count_
 for _, key in ipairs(cjson.decode(index_json)) do
   redis.call('ZADD', key, score, id)
 end
+if finished_key ~= '' then
+  redis.call('ZADD', finished_key, finished_score, id)
+end
 redis.call('HINCRBY', counts_key, count_field, 1)
 return {'ok'}
 """
@@ -89,12 +105,16 @@ return {'ok'}
 _UPDATE_JOB = """
 local job_key, counts_key, count_field, score, id, blob, status, index_json =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local expect = ARGV[9]
-local old = redis.call('HMGET', job_key, 's', 'x', 'k')
+local finished_key, finished_score = ARGV[9], ARGV[10]
+local expect, expect_blob = ARGV[11], ARGV[12]
+local old = redis.call('HMGET', job_key, 's', 'x', 'k', 'd')
 if not old[1] then
   return 0
 end
 if expect ~= '' and old[1] ~= expect then
+  return 0
+end
+if expect_blob ~= '' and old[4] ~= expect_blob then
   return 0
 end
 for _, key in ipairs(cjson.decode(old[2])) do
@@ -106,6 +126,9 @@ end
 redis.call('HSET', job_key, 'd', blob, 's', status, 'x', index_json, 'k', count_field)
 for _, key in ipairs(cjson.decode(index_json)) do
   redis.call('ZADD', key, score, id)
+end
+if finished_key ~= '' then
+  redis.call('ZADD', finished_key, finished_score, id)
 end
 redis.call('HINCRBY', counts_key, count_field, 1)
 return 1
@@ -122,35 +145,128 @@ return redis.call('HGET', ARGV[3] .. hit[1], 'd')
 """
 
 _OUTBOX_WRITE = """
-local item_key, due_key, queue_key, id, blob, pending, next_ms, seq, mode =
+local item_key, due_key, queue_key, id, blob, state, next_ms, seq, mode =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
-local old_queue = redis.call('HGET', item_key, 'q')
-if mode == 'add' and old_queue then
+local closed_key, created_ms, job_items_key = ARGV[10], ARGV[11], ARGV[12]
+local old = redis.call('HMGET', item_key, 'q', 'j')
+if mode == 'add' and old[1] then
   return 0
 end
 if mode == 'update' then
-  if not old_queue then
+  if not old[1] then
     return 0
   end
-  redis.call('ZREM', old_queue, id)
+  redis.call('ZREM', old[1], id)
   redis.call('ZREM', due_key, id)
+  redis.call('ZREM', closed_key, id)
+  if old[2] and old[2] ~= job_items_key then
+    redis.call('SREM', old[2], id)
+  end
 end
-redis.call('HSET', item_key, 'd', blob, 'q', queue_key)
-if pending == '1' then
+redis.call('HSET', item_key, 'd', blob, 'q', queue_key, 's', state, 'j', job_items_key)
+redis.call('SADD', job_items_key, id)
+if state == 'pending' then
   redis.call('ZADD', due_key, next_ms, id)
   redis.call('ZADD', queue_key, seq, id)
+else
+  redis.call('ZADD', closed_key, created_ms, id)
 end
 return 1
 """
 
-_OUTBOX_DELETE = """
-local item_key, due_key, id = ARGV[1], ARGV[2], ARGV[3]
-local queue = redis.call('HGET', item_key, 'q')
-if queue then
-  redis.call('ZREM', queue, id)
+# Removes one outbox item and every index entry of it; prepended to the scripts that need it.
+_DROP_ITEM = """
+local function drop_item(item_key, id, due_key, closed_key)
+  local old = redis.call('HMGET', item_key, 'q', 'j')
+  if old[1] then
+    redis.call('ZREM', old[1], id)
+  end
+  if old[2] then
+    redis.call('SREM', old[2], id)
+  end
+  redis.call('ZREM', due_key, id)
+  redis.call('ZREM', closed_key, id)
+  redis.call('DEL', item_key)
 end
-redis.call('ZREM', due_key, id)
-redis.call('DEL', item_key)
+"""
+
+_OUTBOX_DELETE = (
+    _DROP_ITEM
+    + """
+drop_item(ARGV[1], ARGV[3], ARGV[2], ARGV[4])
+return 1
+"""
+)
+
+# Done / dead items created before the cut-off, at most `limit` per call. The state is checked
+# on the item itself, so a pending item is never dropped even if an index entry were stale.
+_OUTBOX_PURGE = (
+    _DROP_ITEM
+    + """
+local closed_key, due_key, item_prefix, before, limit = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local ids = redis.call('ZRANGE', closed_key, '-inf', before, 'BYSCORE', 'LIMIT', 0, limit)
+local purged = 0
+for _, id in ipairs(ids) do
+  local state = redis.call('HGET', item_prefix .. id, 's')
+  if state and state ~= 'pending' then
+    drop_item(item_prefix .. id, id, due_key, closed_key)
+    purged = purged + 1
+  else
+    redis.call('ZREM', closed_key, id)
+  end
+end
+return {purged, #ids}
+"""
+)
+
+# Jobs with every index entry they are in (the job hash lists them in `x`) and their outbox items.
+_DELETE_JOBS = (
+    _DROP_ITEM
+    + """
+local counts_key, job_prefix, item_prefix, job_items_prefix, due_key, closed_key =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local deleted = 0
+for i = 7, #ARGV do
+  local id = ARGV[i]
+  local job_key = job_prefix .. id
+  local old = redis.call('HMGET', job_key, 'x', 'k')
+  if old[1] then
+    for _, key in ipairs(cjson.decode(old[1])) do
+      redis.call('ZREM', key, id)
+    end
+    if old[2] and redis.call('HINCRBY', counts_key, old[2], -1) <= 0 then
+      redis.call('HDEL', counts_key, old[2])
+    end
+    redis.call('DEL', job_key)
+    deleted = deleted + 1
+  end
+  local items_key = job_items_prefix .. id
+  for _, item_id in ipairs(redis.call('SMEMBERS', items_key)) do
+    drop_item(item_prefix .. item_id, item_id, due_key, closed_key)
+  end
+  redis.call('DEL', items_key)
+end
+return deleted
+"""
+)
+
+# Indexes one outbox item written before `s`, `j`, ob:closed and ob:job existed - only if it is
+# still the record that was read (compare-and-set on the blob).
+_OUTBOX_BACKFILL = """
+local item_key, blob, state, job_items_key, closed_key, created_ms, id =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local old = redis.call('HMGET', item_key, 'd', 's')
+if old[2] then
+  return 1
+end
+if old[1] ~= blob then
+  return 0
+end
+redis.call('HSET', item_key, 's', state, 'j', job_items_key)
+redis.call('SADD', job_items_key, id)
+if state ~= 'pending' then
+  redis.call('ZADD', closed_key, created_ms, id)
+end
 return 1
 """
 
@@ -184,6 +300,10 @@ return out
 """
 
 _SCAN_PAGE = 100  # ids fetched per round trip while filtering list_jobs candidates
+_DELETE_BATCH = 100  # jobs per delete script
+_PURGE_BATCH = 500  # outbox items per purge script
+_UPGRADE_PAGE = 200  # records read per round trip while indexing data from before retention
+_RETENTION_MARK = b"1"
 
 
 def redact_url(url: str) -> str:
@@ -200,6 +320,11 @@ def redact_url(url: str) -> str:
 
 def _length_prefixed(first: str, second: str) -> str:
     return f"{len(first)}:{first}:{second}"
+
+
+def _glob_escape(text: str) -> str:
+    # a key prefix is operator-chosen text: keep SCAN's pattern characters literal
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
 class RedisJobStore:
@@ -239,7 +364,10 @@ class RedisJobStore:
             self._k("idx", "status", job.status.value),
             self._k("idx", "action", job.action.value),
         ]
-        if not job.status.finished:
+        if job.status.finished:
+            # scored by finish time, not created_at: see _job_args
+            keys.append(self._finished_key())
+        else:
             keys.append(self._k("idx", "unfinished"))
         if job.idempotency_key:
             keys.append(self._idem_key(job.owner, job.idempotency_key))
@@ -253,6 +381,9 @@ class RedisJobStore:
             keys.append(self._k("idx", "parent", job.parent_id))
         return keys
 
+    def _finished_key(self) -> str:
+        return self._k("idx", "finished")
+
     def _idem_key(self, owner: str, key: str) -> str:
         return self._k("idx", "idem", _length_prefixed(owner, key))
 
@@ -264,6 +395,12 @@ class RedisJobStore:
 
     def _queue_key(self, item: OutboxItem) -> str:
         return self._k("ob", "q", _length_prefixed(item.job_id, item.url))
+
+    def _job_items_key(self, job_id: str) -> str:
+        return self._k("ob", "job", job_id)
+
+    def _closed_key(self) -> str:
+        return self._k("ob", "closed")
 
     @staticmethod
     def _count_field(job: Job) -> str:
@@ -290,13 +427,18 @@ class RedisJobStore:
         self._outbox_write = client.register_script(_OUTBOX_WRITE)
         self._outbox_del = client.register_script(_OUTBOX_DELETE)
         self._outbox_due_script = client.register_script(_OUTBOX_DUE)
+        self._outbox_purge_script = client.register_script(_OUTBOX_PURGE)
+        self._outbox_backfill = client.register_script(_OUTBOX_BACKFILL)
+        self._delete_jobs_script = client.register_script(_DELETE_JOBS)
         try:
             async with self._errors():
                 await client.ping()
+            self._open = True
+            await self._upgrade()
         except BaseException:
+            self._open = False
             await self._drop_client()
             raise
-        self._open = True
 
     async def close(self) -> None:
         self._open = False
@@ -307,6 +449,101 @@ class RedisJobStore:
         if self._owns_client and self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
+
+    # --- data written before retention --------------------------------------------------------
+
+    async def _upgrade(self) -> None:
+        """Index what an adapter without retention wrote: finished jobs into idx:finished, and
+        outbox items into ob:job / ob:closed. Runs once per prefix (idempotent, and safe when
+        several replicas start at the same time: every write is a compare-and-set)."""
+        redis = self._redis
+        meta = self._k("meta")
+        async with self._errors():
+            if await redis.hget(meta, "retention") == _RETENTION_MARK:
+                return
+        jobs = await self._upgrade_jobs()
+        items = await self._upgrade_outbox()
+        async with self._errors():
+            await redis.hset(meta, "retention", _RETENTION_MARK)
+        if jobs or items:
+            log.info(
+                "redis store %s: indexed %d finished jobs and %d outbox items for retention", self.prefix, jobs, items
+            )
+
+    async def _upgrade_jobs(self) -> int:
+        redis = self._redis
+        finished_key = self._finished_key()
+        done = 0
+        for status in FINISHED_STATUSES:
+            async with self._errors():
+                ids = [m.decode() async for m, _ in redis.zscan_iter(self._k("idx", "status", status.value))]
+            for start in range(0, len(ids), _UPGRADE_PAGE):
+                async with self._errors():
+                    pipe = redis.pipeline(transaction=False)
+                    for job_id in ids[start : start + _UPGRADE_PAGE]:
+                        pipe.hmget(self._job_key(job_id), "d", "x")
+                    rows = await pipe.execute()
+                for blob, index_json in rows:
+                    if blob is None or index_json is None or finished_key in json.loads(index_json):
+                        continue
+                    if await self._reindex(blob):
+                        done += 1
+        return done
+
+    async def _reindex(self, blob: bytes) -> bool:
+        """Rewrite a job record as it is (so its index list is recomputed), unless it changed."""
+        redis = self._redis
+        try:
+            job = decode_job(blob)
+        except StoreError:
+            return False  # unreadable: nothing could serve it anyway; leave it as it is
+        async with self._errors():
+            return bool(await self._update_job(keys=[], args=[*self._job_args(job, blob), "", blob], client=redis))
+
+    async def _upgrade_outbox(self) -> int:
+        redis = self._redis
+        pattern = _glob_escape(self._outbox_key("")) + "*"
+        done = 0
+        async with self._errors():
+            keys = [k async for k in redis.scan_iter(match=pattern, count=500)]
+        for start in range(0, len(keys), _UPGRADE_PAGE):
+            page = keys[start : start + _UPGRADE_PAGE]
+            async with self._errors():
+                pipe = redis.pipeline(transaction=False)
+                for key in page:
+                    pipe.hmget(key, "d", "s")
+                rows = await pipe.execute()
+            for key, (blob, state) in zip(page, rows, strict=True):
+                if blob is None or state is not None:
+                    continue
+                if await self._index_old_item(key, blob):
+                    done += 1
+        return done
+
+    async def _index_old_item(self, key: bytes, blob: bytes) -> bool:
+        redis = self._redis
+        for _ in range(3):  # the item changed between read and write: read it again
+            try:
+                item = decode_outbox(blob)
+            except StoreError:
+                return False
+            args = [
+                key,
+                blob,
+                item.state,
+                self._job_items_key(item.job_id),
+                self._closed_key(),
+                str(item.created_ms),
+                item.id,
+            ]
+            async with self._errors():
+                if await self._outbox_backfill(keys=[], args=args, client=redis):
+                    return True
+                fresh = await redis.hget(key, "d")
+            if not isinstance(fresh, bytes):  # deleted meanwhile
+                return False
+            blob = fresh
+        return False
 
     @contextlib.asynccontextmanager
     async def _errors(self) -> AsyncIterator[None]:
@@ -326,16 +563,21 @@ class RedisJobStore:
 
     # --- jobs ---------------------------------------------------------------------------------
 
-    def _job_args(self, job: Job) -> list[Any]:
+    def _job_args(self, job: Job, blob: bytes | None = None) -> list[Any]:
+        finished = expiry_time(job)
         return [
             self._job_key(job.id),
             self._k("counts"),
             self._count_field(job),
             str(job.created_at),
             job.id,
-            encode_job(job),
+            encode_job(job) if blob is None else blob,
             job.status.value,
             json.dumps(self._index_keys(job)),
+            # every index is scored by created_at except this one (it is also in the list above,
+            # so updates and deletes remove it like any other)
+            self._finished_key() if finished is not None else "",
+            str(finished) if finished is not None else "",
         ]
 
     async def insert(
@@ -366,7 +608,7 @@ class RedisJobStore:
         redis = self._redis
         expect = JobStatus(expect_status).value if expect_status is not None else ""
         async with self._errors():
-            return bool(await self._update_job(keys=[], args=[*self._job_args(job), expect], client=redis))
+            return bool(await self._update_job(keys=[], args=[*self._job_args(job), expect, ""], client=redis))
 
     async def get(self, job_id: str) -> Job | None:
         redis = self._redis
@@ -497,6 +739,49 @@ class RedisJobStore:
                 counts[(status, action)] = n
         return counts
 
+    # --- retention ----------------------------------------------------------------------------
+
+    async def list_expired(self, finished_before_ms: int, limit: int) -> list[str]:
+        redis = self._redis
+        if check_limit(limit) == 0:
+            return []
+        async with self._errors():
+            # equal scores come back in member (byte) order: ties broken by id, as in SQLite
+            raw = await redis.zrange(
+                self._finished_key(), "-inf", f"({finished_before_ms}", byscore=True, offset=0, num=limit
+            )
+        return [i.decode() for i in raw]
+
+    async def delete_jobs(self, ids: Sequence[str]) -> int:
+        redis = self._redis
+        unique = list(dict.fromkeys(ids))
+        head = [
+            self._k("counts"),
+            self._job_key(""),
+            self._outbox_key(""),
+            self._job_items_key(""),
+            self._k("ob", "due"),
+            self._closed_key(),
+        ]
+        deleted = 0
+        # batches keep each script (which blocks the server while it runs) short
+        for start in range(0, len(unique), _DELETE_BATCH):
+            batch = unique[start : start + _DELETE_BATCH]
+            async with self._errors():
+                deleted += int(await self._delete_jobs_script(keys=[], args=[*head, *batch], client=redis))
+        return deleted
+
+    async def outbox_purge(self, before_ms: int) -> int:
+        redis = self._redis
+        args = [self._closed_key(), self._k("ob", "due"), self._outbox_key(""), f"({before_ms}", str(_PURGE_BATCH)]
+        purged = 0
+        while True:
+            async with self._errors():
+                done, seen = await self._outbox_purge_script(keys=[], args=args, client=redis)
+            purged += int(done)
+            if int(seen) < _PURGE_BATCH:
+                return purged
+
     # --- webhook outbox -----------------------------------------------------------------------
 
     def _outbox_args(self, item: OutboxItem, mode: str) -> list[Any]:
@@ -506,10 +791,13 @@ class RedisJobStore:
             self._queue_key(item),
             item.id,
             encode_outbox(item),
-            "1" if item.state == "pending" else "0",
+            item.state,
             str(item.next_attempt_ms),
             str(item.seq),
             mode,
+            self._closed_key(),
+            str(item.created_ms),
+            self._job_items_key(item.job_id),
         ]
 
     async def outbox_add(self, item: OutboxItem) -> None:
@@ -541,6 +829,6 @@ class RedisJobStore:
 
     async def outbox_delete(self, item_id: str) -> None:
         redis = self._redis
-        args = [self._outbox_key(item_id), self._k("ob", "due"), item_id]
+        args = [self._outbox_key(item_id), self._k("ob", "due"), item_id, self._closed_key()]
         async with self._errors():
             await self._outbox_del(keys=[], args=args, client=redis)

@@ -20,6 +20,7 @@ from typing import Any, Literal, TypeVar
 
 from adapter.domain.jobs import Job, JobStatus
 from adapter.stores.base import (
+    FINISHED_STATUSES,
     UNFINISHED_STATUSES,
     ActionFilter,
     DuplicateJob,
@@ -30,6 +31,7 @@ from adapter.stores.base import (
     StoreError,
     StoreUnavailable,
     check_limit,
+    expiry_time,
     job_fingerprint,
     normalize_actions,
     normalize_statuses,
@@ -81,13 +83,57 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX outbox_due ON outbox (next_attempt_ms, id) WHERE state = 'pending'",
         "CREATE INDEX outbox_queue ON outbox (job_id, url, seq) WHERE state = 'pending'",
     ),
+    # 2: retention. The columns are filled for existing rows by _BACKFILLS[2] (the values live
+    # in the msgpack blobs, which SQL cannot read).
+    (
+        "ALTER TABLE jobs ADD COLUMN finished_at INTEGER",
+        "CREATE INDEX jobs_finished ON jobs (finished_at, id) WHERE finished_at IS NOT NULL",
+        "ALTER TABLE outbox ADD COLUMN created_ms INTEGER",
+        "CREATE INDEX outbox_closed ON outbox (created_ms) WHERE state != 'pending'",
+        "CREATE INDEX outbox_job ON outbox (job_id)",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
+
+def _backfill_retention(conn: sqlite3.Connection) -> None:
+    # An unreadable record must not keep the store from opening: a job falls back to its
+    # created_at column, an outbox item keeps no created_ms (and is never purged).
+    def finished_at(data: bytes, created_at: int) -> int | None:
+        try:
+            return expiry_time(decode_job(data))
+        except StoreError:
+            return created_at
+
+    def created_ms(data: bytes) -> int | None:
+        try:
+            return decode_outbox(data).created_ms
+        except StoreError:
+            return None
+
+    statuses = [s.value for s in FINISHED_STATUSES]
+    finished = conn.execute(
+        f"SELECT id, created_at, data FROM jobs WHERE status IN ({_placeholders(len(statuses))})", statuses
+    ).fetchall()
+    conn.executemany(
+        "UPDATE jobs SET finished_at = ? WHERE id = ?",
+        [(finished_at(data, created_at), job_id) for job_id, created_at, data in finished],
+    )
+    items = conn.execute("SELECT id, data FROM outbox").fetchall()
+    conn.executemany(
+        "UPDATE outbox SET created_ms = ? WHERE id = ?", [(created_ms(data), item_id) for item_id, data in items]
+    )
+
+
+# Data steps run right after the schema step of the same number, in the same transaction.
+_BACKFILLS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _backfill_retention}
+
 _JOB_COLUMNS = (
-    "id, owner, status, action, created_at, idempotency_key, fingerprint, message_id, job_hash, parent_id, data"
+    "id, owner, status, action, created_at, idempotency_key, fingerprint, message_id, job_hash, parent_id, "
+    "finished_at, data"
 )
+_JOB_COLUMN_COUNT = _JOB_COLUMNS.count(",") + 1
 _NEWEST_FIRST = "ORDER BY created_at DESC, id DESC"
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
 
@@ -108,6 +154,7 @@ def _job_row(job: Job) -> tuple[Any, ...]:
         _none_if_empty(job.message_id),
         _none_if_empty(job.job_hash),
         _none_if_empty(job.parent_id),
+        expiry_time(job),
         encode_job(job),
     )
 
@@ -210,9 +257,11 @@ class SqliteJobStore:
                     f"database schema version {version} is newer than this adapter knows ({SCHEMA_VERSION}); "
                     "upgrade the adapter"
                 )
-            for step in MIGRATIONS[version:]:
+            for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
                 for statement in step:
                     conn.execute(statement)
+                if (backfill := _BACKFILLS.get(number)) is not None:
+                    backfill(conn)
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -284,7 +333,7 @@ class SqliteJobStore:
                 if found:
                     raise DuplicateRequest(decode_job(found[0]), matched="fingerprint")
             try:
-                conn.execute(f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({_placeholders(11)})", row)
+                conn.execute(f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({_placeholders(_JOB_COLUMN_COUNT)})", row)
             except sqlite3.IntegrityError as exc:  # the only constraint is the primary key
                 raise DuplicateJob(job.id) from exc
 
@@ -296,7 +345,7 @@ class SqliteJobStore:
         row = _job_row(job)
         sql = (
             "UPDATE jobs SET owner = ?, status = ?, action = ?, created_at = ?, idempotency_key = ?, "
-            "fingerprint = ?, message_id = ?, job_hash = ?, parent_id = ?, data = ? WHERE id = ?"
+            "fingerprint = ?, message_id = ?, job_hash = ?, parent_id = ?, finished_at = ?, data = ? WHERE id = ?"
         )
         params: tuple[Any, ...] = (*row[1:], job.id)
         if expect_status is not None:
@@ -411,6 +460,58 @@ class SqliteJobStore:
         rows = conn.execute("SELECT status, action, COUNT(*) FROM jobs GROUP BY status, action")
         return {(status, action): n for status, action, n in rows}
 
+    # --- retention ----------------------------------------------------------------------------
+
+    async def list_expired(self, finished_before_ms: int, limit: int) -> list[str]:
+        if check_limit(limit) == 0:
+            return []
+        return await self._call(self._list_expired_sync, finished_before_ms, limit)
+
+    @staticmethod
+    def _list_expired_sync(conn: sqlite3.Connection, finished_before_ms: int, limit: int) -> list[str]:
+        rows = conn.execute(
+            "SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ? ORDER BY finished_at, id LIMIT ?",
+            (finished_before_ms, limit),
+        )
+        return [job_id for (job_id,) in rows]
+
+    async def delete_jobs(self, ids: Sequence[str]) -> int:
+        unique = list(dict.fromkeys(ids))
+        if not unique:
+            return 0
+        return await self._call(self._delete_jobs_sync, unique)
+
+    @staticmethod
+    def _delete_jobs_sync(conn: sqlite3.Connection, ids: list[str]) -> int:
+        deleted = 0
+        with _write(conn):
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                marks = _placeholders(len(chunk))
+                deleted += conn.execute(f"DELETE FROM jobs WHERE id IN ({marks})", chunk).rowcount
+                conn.execute(f"DELETE FROM outbox WHERE job_id IN ({marks})", chunk)
+        return deleted
+
+    async def outbox_purge(self, before_ms: int) -> int:
+        # One short transaction per chunk, each its own call: other store calls (queued on the
+        # same thread) and other processes get the write lock in between.
+        purged = 0
+        while True:
+            n = await self._call(self._outbox_purge_chunk_sync, before_ms, _CHUNK)
+            purged += n
+            if n < _CHUNK:
+                return purged
+
+    @staticmethod
+    def _outbox_purge_chunk_sync(conn: sqlite3.Connection, before_ms: int, limit: int) -> int:
+        with _write(conn):
+            # `state != 'pending'` spelled exactly as in the partial index outbox_closed
+            return conn.execute(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox "
+                "WHERE state != 'pending' AND created_ms < ? LIMIT ?)",
+                (before_ms, limit),
+            ).rowcount
+
     @staticmethod
     def _one(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> Job | None:
         row = conn.execute(sql, params).fetchone()
@@ -430,9 +531,18 @@ class SqliteJobStore:
         with _write(conn):
             try:
                 conn.execute(
-                    "INSERT INTO outbox (id, job_id, url, seq, state, next_attempt_ms, data) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (item.id, item.job_id, item.url, item.seq, item.state, item.next_attempt_ms, encode_outbox(item)),
+                    "INSERT INTO outbox (id, job_id, url, seq, state, next_attempt_ms, created_ms, data) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        item.id,
+                        item.job_id,
+                        item.url,
+                        item.seq,
+                        item.state,
+                        item.next_attempt_ms,
+                        item.created_ms,
+                        encode_outbox(item),
+                    ),
                 )
             except sqlite3.IntegrityError as exc:
                 raise DuplicateOutboxItem(item.id) from exc
@@ -469,9 +579,18 @@ class SqliteJobStore:
     def _outbox_update_sync(conn: sqlite3.Connection, item: OutboxItem) -> None:
         with _write(conn):
             conn.execute(
-                "UPDATE outbox SET job_id = ?, url = ?, seq = ?, state = ?, next_attempt_ms = ?, data = ? "
-                "WHERE id = ?",
-                (item.job_id, item.url, item.seq, item.state, item.next_attempt_ms, encode_outbox(item), item.id),
+                "UPDATE outbox SET job_id = ?, url = ?, seq = ?, state = ?, next_attempt_ms = ?, created_ms = ?, "
+                "data = ? WHERE id = ?",
+                (
+                    item.job_id,
+                    item.url,
+                    item.seq,
+                    item.state,
+                    item.next_attempt_ms,
+                    item.created_ms,
+                    encode_outbox(item),
+                    item.id,
+                ),
             )
 
     async def outbox_delete(self, item_id: str) -> None:

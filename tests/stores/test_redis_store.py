@@ -72,12 +72,15 @@ async def test_every_key_lives_under_the_prefix_and_updates_leave_no_stale_index
                 "idx:owner:o",
                 "idx:status:SUCCESS",
                 "idx:action:IMAGINE",
+                "idx:finished",
                 "idx:msg:m2",
                 "idx:hash:h1",
                 "counts",
+                "meta",
                 "ob:item:o",
                 "ob:due",
                 "ob:q:2:j1:u",
+                "ob:job:j1",
             ]
         )
         await store.outbox_delete("o")
@@ -108,3 +111,42 @@ async def test_a_client_handed_in_is_not_closed(redis_url: str, raw: aioredis.Re
     async with RedisJobStore(redis_url, prefix=_prefix(prefixes), client=raw) as store:
         await store.insert(_job())
     assert await raw.ping()
+
+
+async def test_data_from_before_retention_is_indexed_once_on_open(
+    redis_url: str, raw: aioredis.Redis, prefixes: list[str]
+) -> None:
+    """Jobs and outbox items written by an adapter without retention (no idx:finished, no
+    ob:closed / ob:job, items without `s` / `j`) are indexed when a store opens the prefix."""
+    import json
+
+    prefix = _prefix(prefixes)
+    done = _job("old-done", status=JobStatus.SUCCESS, finished_at=1_700_000_000_500)
+    running = _job("old-running", status=JobStatus.IN_PROGRESS)
+    dead = OutboxItem(id="ob-dead", job_id="old-done", url="u", seq=1, body=b"", created_ms=5, next_attempt_ms=5, state="dead")
+    pending = OutboxItem(id="ob-pending", job_id="old-done", url="u", seq=2, body=b"", created_ms=5, next_attempt_ms=5)
+    async with RedisJobStore(redis_url, prefix=prefix) as store:
+        for j in (done, running):
+            await store.insert(j)
+        for it in (dead, pending):
+            await store.outbox_add(it)
+    # turn it back into what the older adapter wrote
+    finished_key = f"{prefix}:idx:finished"
+    x = [k for k in json.loads(await raw.hget(f"{prefix}:job:old-done", "x")) if k != finished_key]
+    await raw.hset(f"{prefix}:job:old-done", "x", json.dumps(x))
+    await raw.delete(finished_key, f"{prefix}:ob:closed", f"{prefix}:ob:job:old-done", f"{prefix}:meta")
+    for item_id in ("ob-dead", "ob-pending"):
+        await raw.hdel(f"{prefix}:ob:item:{item_id}", "s", "j")
+
+    async with RedisJobStore(redis_url, prefix=prefix) as store:
+        assert await raw.hget(f"{prefix}:meta", "retention") == b"1"
+        assert await store.list_expired(2**62, 10) == ["old-done"]
+        assert await store.get("old-done") == done
+        assert await store.count_by_status() == {("SUCCESS", "IMAGINE"): 1, ("IN_PROGRESS", "IMAGINE"): 1}
+        assert await store.outbox_purge(6) == 1
+        assert await store.outbox_get("ob-pending") == pending
+        assert await store.delete_jobs(["old-done"]) == 1
+        assert await store.outbox_get("ob-pending") is None
+        assert await store.outbox_due(2**62) == []
+        assert not [k async for k in raw.scan_iter(match=f"{prefix}:ob:*")]
+        assert not [k async for k in raw.scan_iter(match=f"{prefix}:idx:finished")]

@@ -173,3 +173,52 @@ async def test_acknowledged_inserts_survive_sigkill(tmp_path: Path) -> None:
         found = await store.get_many(acknowledged)
         assert [j.id for j in found] == acknowledged
         assert found[-1].prompt == f"p{len(acknowledged)}"
+
+
+async def test_a_version_1_database_is_indexed_for_retention_on_open(tmp_path: Path) -> None:
+    """A file written before retention existed: its finished jobs must expire and its closed
+    outbox items must be purgeable after the upgrade, from the values inside the blobs."""
+    from adapter.stores.base import OutboxItem
+    from adapter.stores.codec import encode_job, encode_outbox
+
+    path = tmp_path / "old.db"
+    t0 = 1_700_000_000_000
+    finished = Job(id="old-done", owner="o", action=Action.IMAGINE, status=JobStatus.SUCCESS, created_at=t0, finished_at=t0 + 50)
+    undated = Job(id="old-undated", owner="o", action=Action.IMAGINE, status=JobStatus.CANCEL, created_at=t0 + 10)
+    running = Job(id="old-running", owner="o", action=Action.IMAGINE, status=JobStatus.IN_PROGRESS, created_at=t0)
+    dead = OutboxItem(id="ob-dead", job_id="old-done", url="u", seq=1, body=b"", created_ms=t0, next_attempt_ms=t0, state="dead")
+    pending = OutboxItem(id="ob-pending", job_id="old-done", url="u", seq=2, body=b"", created_ms=t0, next_attempt_ms=t0)
+    raw = sqlite3.connect(path, isolation_level=None)
+    try:
+        raw.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        for statement in sqlite_module.MIGRATIONS[0]:
+            raw.execute(statement)
+        raw.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        for j in (finished, undated, running):
+            raw.execute(
+                "INSERT INTO jobs (id, owner, status, action, created_at, data) VALUES (?, ?, ?, ?, ?, ?)",
+                (j.id, j.owner, j.status.value, j.action.value, j.created_at, encode_job(j)),
+            )
+        # an unreadable record must not keep the store from opening
+        raw.execute(
+            "INSERT INTO jobs (id, owner, status, action, created_at, data) VALUES "
+            "('old-garbled', 'o', 'FAILURE', 'IMAGINE', ?, x'c1c1')",
+            (t0 + 20,),
+        )
+        for it in (dead, pending):
+            raw.execute(
+                "INSERT INTO outbox (id, job_id, url, seq, state, next_attempt_ms, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (it.id, it.job_id, it.url, it.seq, it.state, it.next_attempt_ms, encode_outbox(it)),
+            )
+    finally:
+        raw.close()
+
+    async with SqliteJobStore(path) as store:
+        assert await store.list_expired(t0 + 1000, 10) == ["old-undated", "old-garbled", "old-done"]
+        assert await store.list_expired(t0 + 11, 10) == ["old-undated"]
+        assert await store.outbox_purge(t0 + 1) == 1
+        assert await store.outbox_get("ob-pending") == pending
+        assert await store.delete_jobs(["old-done"]) == 1
+        assert await store.outbox_get("ob-pending") is None
+    with sqlite3.connect(path) as check:
+        assert check.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)

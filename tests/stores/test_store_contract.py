@@ -490,3 +490,160 @@ async def test_outbox_blocked_items_do_not_hide_later_heads(store: JobStore) -> 
     ready = item("calm", 1, due=T0 + 1)
     await store.outbox_add(ready)
     assert await store.outbox_due(T0 + 1, limit=5) == [ready]
+
+
+# --- retention --------------------------------------------------------------------------------
+
+
+async def test_list_expired_is_finished_jobs_oldest_first_before_the_cutoff(store: JobStore) -> None:
+    done = job(id="x-done", status=JobStatus.SUCCESS, created_at=T0, finished_at=T0 + 300)
+    failed = job(id="x-failed", status=JobStatus.FAILURE, created_at=T0 + 50, finished_at=T0 + 100)
+    cancelled = job(id="x-cancel", status=JobStatus.CANCEL, created_at=T0 + 60, finished_at=T0 + 200)
+    tie = job(id="x-0tie", status=JobStatus.SUCCESS, created_at=T0 + 70, finished_at=T0 + 200)
+    # a finished record without finished_at counts as finished when it was created
+    undated = job(id="x-undated", status=JobStatus.SUCCESS, created_at=T0 + 150)
+    recent = job(id="x-recent", status=JobStatus.SUCCESS, created_at=T0, finished_at=T0 + 5000)
+    unfinished = [
+        job(id=f"x-open-{s.value}", status=s, created_at=T0 - 1000, finished_at=T0)  # finished_at lies
+        for s in JobStatus
+        if not s.finished
+    ]
+    for j in (done, failed, cancelled, tie, undated, recent, *unfinished):
+        await store.insert(j)
+
+    assert await store.list_expired(T0 + 1000, 100) == ["x-failed", "x-undated", "x-0tie", "x-cancel", "x-done"]
+    assert await store.list_expired(T0 + 1000, 2) == ["x-failed", "x-undated"]
+    assert await store.list_expired(T0 + 300, 100) == ["x-failed", "x-undated", "x-0tie", "x-cancel"]  # exclusive
+    assert await store.list_expired(T0 + 100, 100) == []
+    assert await store.list_expired(T0 + 10_000, 0) == []
+    listed = await store.list_expired(2**62, 100)
+    assert listed[-1] == "x-recent" and not any(i.startswith("x-open-") for i in listed)
+
+
+async def test_list_expired_follows_updates(store: JobStore) -> None:
+    j = job(status=JobStatus.IN_PROGRESS, created_at=T0)
+    await store.insert(j)
+    assert await store.list_expired(2**62, 10) == []
+    finished = evolve(j, status=JobStatus.SUCCESS, finished_at=T0 + 100)
+    await store.update(finished)
+    assert await store.list_expired(T0 + 101, 10) == [j.id]
+    await store.update(evolve(finished, finished_at=T0 + 500))  # finish time moved: so does expiry
+    assert await store.list_expired(T0 + 101, 10) == []
+    assert await store.list_expired(T0 + 501, 10) == [j.id]
+    await store.update(evolve(finished, status=JobStatus.IN_PROGRESS))  # not finished any more
+    assert await store.list_expired(2**62, 10) == []
+
+
+async def test_delete_jobs_removes_every_trace(store: JobStore) -> None:
+    gone = job(
+        id="gone-1",
+        owner="alice",
+        status=JobStatus.SUCCESS,
+        action=Action.UPSCALE,
+        created_at=T0,
+        finished_at=T0 + 10,
+        message_id="msg-1",
+        job_hash="hash-1",
+        idempotency_key="idem-1",
+        parent_id="parent-1",
+        extra={"fingerprint": "fp-1"},
+    )
+    gone2 = job(id="gone-2", owner="alice", status=JobStatus.FAILURE, created_at=T0 + 1, finished_at=T0 + 11)
+    kept = job(id="kept-1", owner="alice", status=JobStatus.SUCCESS, created_at=T0 + 2, finished_at=T0 + 12, parent_id="parent-1")
+    for j in (gone, gone2, kept):
+        await store.insert(j)
+    items = [
+        item("gone-1", 1),
+        item("gone-1", 2, state="done"),
+        item("gone-1", 3, state="dead"),
+        item("gone-2", 1, url="https://hook.invalid/b"),
+        item("kept-1", 1),
+    ]
+    for it in items:
+        await store.outbox_add(it)
+
+    assert await store.delete_jobs(["gone-1", "missing", "gone-2", "gone-1"]) == 2
+
+    assert await store.get("gone-1") is None and await store.get("gone-2") is None
+    assert await store.get_many(["gone-1", "kept-1", "gone-2"]) == [kept]
+    assert ids(await store.list_jobs()) == ["kept-1"]
+    assert ids(await store.list_jobs(owner="alice")) == ["kept-1"]
+    assert ids(await store.list_jobs(status=[JobStatus.SUCCESS, JobStatus.FAILURE])) == ["kept-1"]
+    assert await store.list_jobs(action=Action.UPSCALE) == []
+    assert ids(await store.list_jobs(parent_id="parent-1")) == ["kept-1"]
+    assert await store.find_by_message("msg-1") is None
+    assert await store.find_by_job_hash("hash-1") is None
+    assert await store.find_by_idempotency("alice", "idem-1") is None
+    assert await store.find_by_fingerprint("alice", "fp-1", since_ms=0) is None
+    assert await store.count_by_status() == {("SUCCESS", "IMAGINE"): 1}
+    assert await store.list_expired(2**62, 10) == ["kept-1"]
+    for it in items[:4]:
+        assert await store.outbox_get(it.id) is None
+    assert await store.outbox_get(items[4].id) == items[4]
+    assert await store.outbox_due(T0 + 10_000) == [items[4]]
+
+    # nothing is left behind: an update does not revive the job, the id and keys are free again
+    assert await store.update(evolve(gone, progress=7)) is False
+    assert await store.get("gone-1") is None
+    await store.insert(gone, idempotency_since_ms=0, fingerprint_since_ms=0)
+    assert await store.find_by_message("msg-1") == gone
+    assert await store.count_by_status() == {("SUCCESS", "IMAGINE"): 1, ("SUCCESS", "UPSCALE"): 1}
+
+
+async def test_delete_jobs_of_nothing(store: JobStore) -> None:
+    await store.insert(job())
+    assert await store.delete_jobs([]) == 0
+    assert await store.delete_jobs(["missing"]) == 0
+    assert len(await store.list_jobs()) == 1
+
+
+async def test_delete_jobs_in_bulk_and_from_two_replicas_at_once(store: JobStore, backend) -> None:
+    jobs = [job(id=f"bulk{n:04d}", status=JobStatus.SUCCESS, created_at=T0 + n, finished_at=T0 + n) for n in range(700)]
+    await asyncio.gather(*(store.insert(j) for j in jobs))
+    await asyncio.gather(*(store.outbox_add(item(j.id, 1, state="dead")) for j in jobs[:50]))
+    expired = await store.list_expired(T0 + 700, 1000)
+    assert expired == [j.id for j in jobs]
+    other = backend.make()
+    await other.open()
+    try:
+        # both replicas sweep the same ids: each job is deleted (and counted) exactly once
+        counts = await asyncio.wait_for(asyncio.gather(store.delete_jobs(expired), other.delete_jobs(expired[::-1])), 30)
+    finally:
+        await other.close()
+    assert sum(counts) == 700
+    assert await store.list_jobs(limit=1000) == []
+    assert await store.count_by_status() == {}
+    assert await store.list_expired(2**62, 10) == []
+    assert await store.outbox_purge(2**62) == 0
+
+
+async def test_outbox_purge_drops_only_old_done_and_dead_items(store: JobStore) -> None:
+    old_done = item("a", 1, state="done", created_ms=T0)
+    old_dead = item("b", 1, state="dead", created_ms=T0 + 10)
+    old_pending = item("c", 1, created_ms=T0 - 10_000_000)  # however old: still to be delivered
+    at_cutoff = item("d", 1, state="dead", created_ms=T0 + 100)
+    new_done = item("e", 1, state="done", created_ms=T0 + 500)
+    revived = item("f", 1, state="dead", created_ms=T0)
+    for it in (old_done, old_dead, old_pending, at_cutoff, new_done, revived):
+        await store.outbox_add(it)
+    await store.outbox_update(msgspec.structs.replace(revived, state="pending"))  # manual redelivery
+
+    assert await store.outbox_purge(T0 + 100) == 2
+    assert await store.outbox_get(old_done.id) is None and await store.outbox_get(old_dead.id) is None
+    for kept in (old_pending, at_cutoff, new_done):
+        assert await store.outbox_get(kept.id) == kept
+    assert await store.outbox_due(T0 + 10_000) == [old_pending, msgspec.structs.replace(revived, state="pending")]
+    assert await store.outbox_purge(T0 + 100) == 0
+
+    # an item that ends after it was created is purged by when it was created
+    await store.outbox_update(msgspec.structs.replace(old_pending, state="dead", attempts=9))
+    assert await store.outbox_purge(T0) == 1
+    assert await store.outbox_purge(2**62) == 2  # at_cutoff and new_done; revived is pending
+    assert await store.outbox_get(revived.id) is not None
+
+
+async def test_outbox_purge_in_bulk(store: JobStore) -> None:
+    await asyncio.gather(*(store.outbox_add(item(f"p{n}", 1, state="dead")) for n in range(1100)))
+    await store.outbox_add(item("live", 1))
+    assert await store.outbox_purge(T0 + 1) == 1100
+    assert await store.outbox_due(T0 + 10_000) == [item("live", 1)]
