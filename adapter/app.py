@@ -39,6 +39,7 @@ from adapter.domain.models import ModelCatalog
 from adapter.engine.bus import JobBus
 from adapter.engine.metrics import Metrics
 from adapter.engine.results import ResultIngester
+from adapter.engine.retention import DAY_SECONDS, RetentionSweeper
 from adapter.engine.scheduler import Scheduler
 from adapter.engine.service import JobService
 from adapter.media.fetch import FetchPolicy, ImageFetcher
@@ -178,6 +179,16 @@ def create_app(settings: Settings) -> Litestar:
             await asyncio.gather(*(a.start() for a in accounts))
             await service.start()
             stack.push_async_callback(service.close)
+            if settings.retention_days is not None:
+                # closes first (the stack unwinds in reverse), so no pass runs on a closed store
+                retention = RetentionSweeper(
+                    store,
+                    images,
+                    retention_seconds=settings.retention_days * DAY_SECONDS,
+                    interval_seconds=settings.retention_interval_seconds,
+                )
+                retention.start()
+                stack.push_async_callback(retention.close)
 
             catalog = ModelCatalog(settings.model_aliases)
             ctx = ApiContext(

@@ -7,6 +7,7 @@ webhook secrets) are kept as `Secret` so that no repr, log line or error ever sh
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -128,6 +129,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     webhook_backoff_seconds: float = 1.0  # first retry delay; doubles per attempt (with jitter)
     webhook_backoff_max_seconds: float = 600.0
     webhook_timeout_seconds: float = 10.0
+    retention_days: float | None = None  # delete finished jobs, their images and old outbox items; None: keep all
+    retention_interval_seconds: float = 3600.0
 
     @property
     def demo(self) -> bool:
@@ -227,6 +230,10 @@ def load_settings(config_file: str | Path | None = None, env: Mapping[str, str] 
 def _finish(settings: Settings) -> Settings:
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"port must be between 0 and 65535, got {settings.port}")
+    for name in ("retention_days", "retention_interval_seconds"):
+        value = getattr(settings, name)
+        if value is not None and not (0 < value < math.inf):  # also refuses NaN
+            raise ConfigError(f"{name} must be a positive number, got {value}")
     accounts: list[AccountConfig] = []
     seen: set[str] = set()
     for i, acct in enumerate(settings.accounts):
