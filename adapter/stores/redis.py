@@ -471,23 +471,28 @@ class RedisJobStore:
             )
 
     async def _upgrade_jobs(self) -> int:
-        redis = self._redis
-        finished_key = self._finished_key()
         done = 0
         for status in FINISHED_STATUSES:
-            async with self._errors():
-                ids = [m.decode() async for m, _ in redis.zscan_iter(self._k("idx", "status", status.value))]
-            for start in range(0, len(ids), _UPGRADE_PAGE):
-                async with self._errors():
-                    pipe = redis.pipeline(transaction=False)
-                    for job_id in ids[start : start + _UPGRADE_PAGE]:
-                        pipe.hmget(self._job_key(job_id), "d", "x")
-                    rows = await pipe.execute()
-                for blob, index_json in rows:
-                    if blob is None or index_json is None or finished_key in json.loads(index_json):
-                        continue
-                    if await self._reindex(blob):
-                        done += 1
+            zset = self._k("idx", "status", status.value)
+            members = (m async for m, _ in self._redis.zscan_iter(zset, count=_UPGRADE_PAGE))
+            async for page in self._pages(members):
+                done += await self._upgrade_job_page([m.decode() for m in page])
+        return done
+
+    async def _upgrade_job_page(self, ids: list[str]) -> int:
+        redis = self._redis
+        finished_key = self._finished_key()
+        async with self._errors():
+            pipe = redis.pipeline(transaction=False)
+            for job_id in ids:
+                pipe.hmget(self._job_key(job_id), "d", "x")
+            rows = await pipe.execute()
+        done = 0
+        for blob, index_json in rows:
+            if blob is None or index_json is None or finished_key in json.loads(index_json):
+                continue
+            if await self._reindex(blob):
+                done += 1
         return done
 
     async def _reindex(self, blob: bytes) -> bool:
@@ -504,21 +509,31 @@ class RedisJobStore:
         redis = self._redis
         pattern = _glob_escape(self._outbox_key("")) + "*"
         done = 0
-        async with self._errors():
-            keys = [k async for k in redis.scan_iter(match=pattern, count=500)]
-        for start in range(0, len(keys), _UPGRADE_PAGE):
-            page = keys[start : start + _UPGRADE_PAGE]
+        async for keys in self._pages(redis.scan_iter(match=pattern, count=500)):
             async with self._errors():
                 pipe = redis.pipeline(transaction=False)
-                for key in page:
+                for key in keys:
                     pipe.hmget(key, "d", "s")
                 rows = await pipe.execute()
-            for key, (blob, state) in zip(page, rows, strict=True):
-                if blob is None or state is not None:
-                    continue
-                if await self._index_old_item(key, blob):
+            for key, (blob, state) in zip(keys, rows, strict=True):
+                if blob is not None and state is None and await self._index_old_item(key, blob):
                     done += 1
         return done
+
+    async def _pages(self, members: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
+        """A (Z)SCAN in pages, handled as they come rather than collected whole first."""
+        page: list[bytes] = []
+        while True:
+            async with self._errors():
+                member = await anext(members, None)
+            if member is None:
+                break
+            page.append(member)
+            if len(page) >= _UPGRADE_PAGE:
+                yield page
+                page = []
+        if page:
+            yield page
 
     async def _index_old_item(self, key: bytes, blob: bytes) -> bool:
         redis = self._redis

@@ -150,3 +150,32 @@ async def test_data_from_before_retention_is_indexed_once_on_open(
         assert await store.outbox_due(2**62) == []
         assert not [k async for k in raw.scan_iter(match=f"{prefix}:ob:*")]
         assert not [k async for k in raw.scan_iter(match=f"{prefix}:idx:finished")]
+
+
+async def test_indexing_old_data_pages_through_many_records(
+    redis_url: str, raw: aioredis.Redis, prefixes: list[str]
+) -> None:
+    import json
+
+    prefix = _prefix(prefixes)
+    n = 450  # more than two pages
+    async with RedisJobStore(redis_url, prefix=prefix) as store:
+        for i in range(n):
+            await store.insert(_job(f"old{i:03d}", status=JobStatus.FAILURE, finished_at=1_700_000_000_000 + i))
+            await store.outbox_add(
+                OutboxItem(id=f"ob{i:03d}", job_id="x", url="u", seq=i, body=b"", created_ms=i, next_attempt_ms=0, state="dead")
+            )
+    finished_key = f"{prefix}:idx:finished"
+    pipe = raw.pipeline(transaction=False)
+    for i in range(n):
+        x = [k for k in json.loads(await raw.hget(f"{prefix}:job:old{i:03d}", "x")) if k != finished_key]
+        pipe.hset(f"{prefix}:job:old{i:03d}", "x", json.dumps(x))
+        pipe.hdel(f"{prefix}:ob:item:ob{i:03d}", "s", "j")
+    pipe.delete(finished_key, f"{prefix}:ob:closed", f"{prefix}:ob:job:x", f"{prefix}:meta")
+    await pipe.execute()
+
+    async with RedisJobStore(redis_url, prefix=prefix) as store:
+        assert await store.list_expired(2**62, 1000) == [f"old{i:03d}" for i in range(n)]
+        assert await store.outbox_purge(2**62) == n
+        assert await store.delete_jobs([f"old{i:03d}" for i in range(n)]) == n
+        assert await store.count_by_status() == {}
