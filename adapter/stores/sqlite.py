@@ -135,6 +135,9 @@ _JOB_COLUMNS = (
 )
 _JOB_COLUMN_COUNT = _JOB_COLUMNS.count(",") + 1
 _NEWEST_FIRST = "ORDER BY created_at DESC, id DESC"
+# the newest job of an owner with this idempotency key / request fingerprint since a cut-off
+_BY_IDEMPOTENCY = f"SELECT data FROM jobs WHERE owner = ? AND idempotency_key = ? AND created_at >= ? {_NEWEST_FIRST} LIMIT 1"
+_BY_FINGERPRINT = f"SELECT data FROM jobs WHERE owner = ? AND fingerprint = ? AND created_at >= ? {_NEWEST_FIRST} LIMIT 1"
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
 
 
@@ -317,21 +320,11 @@ class SqliteJobStore:
         with _write(conn):
             key, fingerprint = row[5], row[6]
             if key is not None and idempotency_since_ms is not None:
-                found = conn.execute(
-                    f"SELECT data FROM jobs WHERE owner = ? AND idempotency_key = ? AND created_at >= ? "
-                    f"{_NEWEST_FIRST} LIMIT 1",
-                    (job.owner, key, idempotency_since_ms),
-                ).fetchone()
-                if found:
-                    raise DuplicateRequest(decode_job(found[0]), matched="idempotency_key")
+                if found := SqliteJobStore._one(conn, _BY_IDEMPOTENCY, (job.owner, key, idempotency_since_ms)):
+                    raise DuplicateRequest(found, matched="idempotency_key")
             if fingerprint is not None and fingerprint_since_ms is not None:
-                found = conn.execute(
-                    f"SELECT data FROM jobs WHERE owner = ? AND fingerprint = ? AND created_at >= ? "
-                    f"{_NEWEST_FIRST} LIMIT 1",
-                    (job.owner, fingerprint, fingerprint_since_ms),
-                ).fetchone()
-                if found:
-                    raise DuplicateRequest(decode_job(found[0]), matched="fingerprint")
+                if found := SqliteJobStore._one(conn, _BY_FINGERPRINT, (job.owner, fingerprint, fingerprint_since_ms)):
+                    raise DuplicateRequest(found, matched="fingerprint")
             try:
                 conn.execute(f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({_placeholders(_JOB_COLUMN_COUNT)})", row)
             except sqlite3.IntegrityError as exc:  # the only constraint is the primary key
@@ -375,20 +368,12 @@ class SqliteJobStore:
     async def find_by_idempotency(self, owner: str, key: str, *, since_ms: int | None = None) -> Job | None:
         if not key:
             return None
-        return await self._call(
-            self._one,
-            f"SELECT data FROM jobs WHERE owner = ? AND idempotency_key = ? AND created_at >= ? {_NEWEST_FIRST} LIMIT 1",
-            (owner, key, since_ms if since_ms is not None else -(2**63)),
-        )
+        return await self._call(self._one, _BY_IDEMPOTENCY, (owner, key, since_ms if since_ms is not None else -(2**63)))
 
     async def find_by_fingerprint(self, owner: str, fingerprint: str, *, since_ms: int) -> Job | None:
         if not fingerprint:
             return None
-        return await self._call(
-            self._one,
-            f"SELECT data FROM jobs WHERE owner = ? AND fingerprint = ? AND created_at >= ? {_NEWEST_FIRST} LIMIT 1",
-            (owner, fingerprint, since_ms),
-        )
+        return await self._call(self._one, _BY_FINGERPRINT, (owner, fingerprint, since_ms))
 
     async def find_by_message(self, message_id: str) -> Job | None:
         if not message_id:
