@@ -21,6 +21,10 @@ class Action(str, enum.Enum):
     DESCRIBE = "DESCRIBE"
     BLEND = "BLEND"
     SHORTEN = "SHORTEN"
+    ANIMATE = "ANIMATE"  # "Animate (High motion)" / "(Low motion)" on v7 images: a video
+    # Any other button Midjourney offers (draft mode's "Enhance", new ones we have not seen):
+    # pressed as it is, its result taken as it comes.
+    CUSTOM = "CUSTOM"
 
 
 class Mode(str, enum.Enum):

@@ -1,5 +1,9 @@
 """Midjourney's button custom_id grammar: build the ids the bot expects and parse the ones it
-sends, so every layer speaks of buttons as (Action, index, job hash) instead of raw strings."""
+sends, so every layer speaks of buttons as (Action, index, job hash) instead of raw strings.
+
+Midjourney adds buttons over time (v7's "Animate (High motion)" / "(Low motion)", draft mode's
+"Enhance", video upscales): an id this grammar does not know still parses, as Action.CUSTOM, so
+it is shown and can be pressed like any other; it is never dropped."""
 
 from __future__ import annotations
 
@@ -30,6 +34,14 @@ class ButtonAction(msgspec.Struct, frozen=True, omit_defaults=True):
     zoom: float | None = None  # outpaint factor: 2.0 for "Zoom Out 2x", 1.5 for "1.5x"
     needs_modal: bool = False  # custom zoom, vary region: a prompt/mask must follow
     solo: bool = False  # acts on a single (upscaled) image rather than a grid
+    motion: str | None = None  # ANIMATE: "high" | "low"
+    extend: bool = False  # ANIMATE: extends an existing video instead of starting one
+    verb: str | None = None  # CUSTOM: the id's verb when it has the MJ::JOB:: shape
+
+    @property
+    def known(self) -> bool:
+        """False for ids this grammar only passes through (Action.CUSTOM)."""
+        return self.action is not Action.CUSTOM
 
 
 UUID_RE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -42,7 +54,10 @@ _FACTOR_OUTPAINT = {v: k for k, v in _OUTPAINT_FACTORS.items()}
 _JOB_RE = re.compile(rf"^MJ::JOB::(?P<verb>[a-z0-9_]+)::(?P<n>\d+)::(?P<h>{UUID_RE})(?P<solo>::SOLO)?$")
 _INPAINT_RE = re.compile(rf"^MJ::Inpaint::(?P<n>\d+)::(?P<h>{UUID_RE})(::SOLO)?$")
 _OUTPAINT_RE = re.compile(rf"^MJ::Outpaint::(?P<pct>\d+)::(?P<n>\d+)::(?P<h>{UUID_RE})(::SOLO)?$")
-_CUSTOM_ZOOM_RE = re.compile(rf"^MJ::CustomZoom::(?P<h>{UUID_RE})$")
+_CUSTOM_ZOOM_RE = re.compile(rf"^MJ::CustomZoom::(?:\d+::)?(?P<h>{UUID_RE})$")
+_ANIMATE_VERB_RE = re.compile(r"^animate_(?P<motion>high|low)(?P<extend>_extend)?$")
+_ANY_UUID_RE = re.compile(UUID_RE)
+_INDEX_RE = re.compile(r"::(?P<n>\d{1,2})::")
 
 _PAN = {f"pan_{d.value}": d for d in PanDirection}
 
@@ -57,8 +72,11 @@ def _upscale_variant(verb: str) -> Action | None:
 
 
 def parse_custom_id(custom_id: str) -> ButtonAction | None:
-    """Map a custom_id to what it does; None for ids that are not job actions (likes, describe
-    picks, settings toggles, anything new)."""
+    """Map a custom_id to what it does. Ids the grammar does not know (draft mode's Enhance,
+    video upscales, likes, describe picks, anything new) are Action.CUSTOM with whatever job
+    hash and image number they carry; None only for an empty id (link buttons)."""
+    if not custom_id:
+        return None
     if m := _JOB_RE.match(custom_id):
         verb, n, h, solo = m["verb"], int(m["n"]), m["h"], bool(m["solo"])
         simple = {
@@ -74,7 +92,9 @@ def parse_custom_id(custom_id: str) -> ButtonAction | None:
             return ButtonAction(Action.PAN, h, index=max(n, 1), pan=_PAN[verb], solo=solo)
         if action := _upscale_variant(verb):
             return ButtonAction(action, h, index=max(n, 1), solo=solo)
-        return None
+        if a := _ANIMATE_VERB_RE.match(verb):
+            return ButtonAction(Action.ANIMATE, h, index=max(n, 1), solo=solo, motion=a["motion"], extend=bool(a["extend"]))
+        return ButtonAction(Action.CUSTOM, h, index=max(n, 1), solo=solo, verb=verb)
     if m := _INPAINT_RE.match(custom_id):
         return ButtonAction(Action.VARY_REGION, m["h"], index=int(m["n"]), needs_modal=True, solo=True)
     if m := _OUTPAINT_RE.match(custom_id):
@@ -82,7 +102,15 @@ def parse_custom_id(custom_id: str) -> ButtonAction | None:
         return ButtonAction(Action.ZOOM, m["h"], index=int(m["n"]), zoom=factor, solo=True)
     if m := _CUSTOM_ZOOM_RE.match(custom_id):
         return ButtonAction(Action.CUSTOM_ZOOM, m["h"], needs_modal=True, solo=True)
-    return None
+    # Unknown shape: keep what can be read (the job hash, an image number) and pass it through.
+    h = _ANY_UUID_RE.search(custom_id)
+    n = _INDEX_RE.search(custom_id)
+    return ButtonAction(
+        Action.CUSTOM,
+        h.group(0) if h else "",
+        index=max(int(n["n"]), 1) if n else 1,
+        solo=custom_id.endswith("::SOLO"),
+    )
 
 
 # --- builders: the exact ids Midjourney uses -------------------------------------------------
@@ -135,6 +163,20 @@ def upscale_creative(job_hash: str, model: str = "v6") -> str:
     return f"MJ::JOB::upsample_{model}_2x_creative::1::{job_hash}::SOLO"
 
 
+def animate(motion: str, job_hash: str, index: int = 1) -> str:
+    """v7 "Animate (High motion)" / "Animate (Low motion)" under an upscaled image."""
+    if motion not in ("high", "low"):
+        raise ValueError("motion must be 'high' or 'low'")
+    return f"MJ::JOB::animate_{motion}::{index}::{job_hash}::SOLO"
+
+
+def animate_extend(motion: str, job_hash: str, index: int = 1) -> str:
+    """Extend video `index` (1-4) of an animate result."""
+    if motion not in ("high", "low"):
+        raise ValueError("motion must be 'high' or 'low'")
+    return f"MJ::JOB::animate_{motion}_extend::{index}::{job_hash}"
+
+
 # --- modal ids (PROTOCOL.md section 2) --------------------------------------------------------
 
 CUSTOM_ZOOM_MODAL_PREFIX = "MJ::OutpaintCustomZoomModal::"
@@ -145,6 +187,8 @@ IMAGINE_MODAL_PREFIX = "MJ::ImagineModal::"
 IMAGINE_MODAL_FIELD = "MJ::ImagineModal::new_prompt"
 PAN_MODAL_PREFIX = "MJ::PanModal::"
 PAN_MODAL_FIELD = "MJ::PanModal::prompt"
+ANIMATE_MODAL_PREFIX = "MJ::AnimateModal::"  # remix on: MJ::AnimateModal::<h>::<i>::<high|low>::<0|1>
+ANIMATE_MODAL_FIELD = "MJ::AnimateModal::prompt"
 IFRAME_PREFIX = "MJ::iframe::"
 
 
@@ -155,6 +199,7 @@ def modal_prompt_field(modal_custom_id: str) -> str | None:
         (REMIX_MODAL_PREFIX, REMIX_FIELD),
         (IMAGINE_MODAL_PREFIX, IMAGINE_MODAL_FIELD),
         (PAN_MODAL_PREFIX, PAN_MODAL_FIELD),
+        (ANIMATE_MODAL_PREFIX, ANIMATE_MODAL_FIELD),
     ):
         if modal_custom_id.startswith(prefix):
             return field

@@ -111,7 +111,7 @@ def test_parse_solo_variation_from_older_versions() -> None:
     assert got == ButtonAction(Action.VARIATION, H, index=1, solo=True)
 
 
-# --- ids that are not job actions -------------------------------------------------------------
+# --- ids the grammar does not know: passed through as CUSTOM, never misread ------------------
 
 
 @pytest.mark.parametrize(
@@ -125,7 +125,6 @@ def test_parse_solo_variation_from_older_versions() -> None:
         f"MJ::JOB::like::1::{H}",
         f"MJ::JOB::upsample_v5_2x::1::{H}::SOLO",  # an unknown verb
         "MJ::Settings::RemixMode",
-        "",
         "junk",
         "MJ::JOB::upsample::1::",
         "MJ::JOB::upsample::x::" + H,
@@ -146,8 +145,13 @@ def test_parse_solo_variation_from_older_versions() -> None:
         f"https://www.midjourney.com/jobs/{H}",
     ],
 )
-def test_parse_returns_none_for_non_actions(custom_id: str) -> None:
-    assert parse_custom_id(custom_id) is None
+def test_unknown_ids_pass_through_as_custom(custom_id: str) -> None:
+    got = parse_custom_id(custom_id)
+    assert got is not None and got.action is Action.CUSTOM and not got.known and not got.needs_modal
+
+
+def test_an_empty_id_is_no_button() -> None:
+    assert parse_custom_id("") is None
 
 
 # --- modal prompt fields ----------------------------------------------------------------------

@@ -29,6 +29,8 @@ ACTION_NAMES: dict[Action, str] = {
     Action.DESCRIBE: "DESCRIBE",
     Action.BLEND: "BLEND",
     Action.SHORTEN: "SHORTEN",
+    Action.ANIMATE: "VIDEO",  # midjourney-proxy Plus's name for animate tasks
+    Action.CUSTOM: "ACTION",  # Plus's name for a button press it has no better name for
 }
 
 BOT_TYPES: dict[str, Bot] = {"MID_JOURNEY": Bot.MIDJOURNEY, "NIJI_JOURNEY": Bot.NIJI}
