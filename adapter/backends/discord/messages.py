@@ -35,6 +35,7 @@ DEFAULT_BOT_IDS: frozenset[str] = frozenset(BOT_APPLICATION_IDS.values())
 _BOT_BY_ID: dict[str, Bot] = {v: k for k, v in BOT_APPLICATION_IDS.items()}
 
 EPHEMERAL = 64
+LOADING = 128  # a deferred interaction answer ("Midjourney Bot is thinking..."): edited later
 
 # Which actions can produce a result with a given variant. Several labels are shared (a grid's
 # V1 and an upscale's "Vary (Strong)" both say "Variations (Strong)"; a reroll looks like an
@@ -343,8 +344,14 @@ def _classify(message: object, bot_ids: Collection[str]) -> MjMessage:
         # buttons are what makes a result.
         return make("done", progress=100)
 
-    # 6. The first answer to /describe or /shorten, before the result arrives.
+    # 6. The first answer to a slow command (/describe, /shorten, /info, /settings...): a
+    # placeholder that Midjourney edits into the result later. It carries the nonce, the edit
+    # does not, so its message id is what ties the edit to the job.
     if interaction_name in ("describe", "shorten") and not buttons:
+        return make("waiting", variant=interaction_name, progress=0)
+    if envelope["flags"] & LOADING or (
+        interaction_name and not content.strip() and not embeds and not buttons and not image_url
+    ):
         return make("waiting", variant=interaction_name, progress=0)
 
     return make("other")
