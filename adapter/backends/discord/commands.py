@@ -1,6 +1,11 @@
 """Interaction payloads (slash commands, buttons, modal submits) and the application-command
-cache they need: command ids and versions drift, so they are read from the guild's
-application-command-index and re-read when Discord says a version is stale."""
+cache they need: command ids and versions drift, so they are read from the
+application-command-index and re-read when Discord says a version is stale.
+
+An account may drive the bot in a guild channel or in its direct-message channel with the bot.
+In a DM there is no guild: payloads leave `guild_id` out (as Discord's own client does) and the
+command index is the channel's (`/channels/{C}/application-command-index`) instead of the
+guild's."""
 
 from __future__ import annotations
 
@@ -21,9 +26,12 @@ class Command(msgspec.Struct, frozen=True):
 
 
 class CommandCache:
-    def __init__(self, rest: DiscordRest, guild_id: str) -> None:
+    def __init__(self, rest: DiscordRest, guild_id: str | None, channel_id: str | None = None) -> None:
+        if not guild_id and not channel_id:
+            raise ValueError("a command cache needs a guild or a (DM) channel")
         self._rest = rest
-        self._guild_id = guild_id
+        self._guild_id = guild_id or None
+        self._channel_id = channel_id
         self._by_key: dict[tuple[str, str], Command] = {}
         self._lock = asyncio.Lock()
         self.refreshes = 0
@@ -34,12 +42,17 @@ class CommandCache:
             await self.refresh()
             cmd = self._by_key.get((application_id, name))
         if cmd is None:
-            raise LookupError(f"the /{name} command of application {application_id} is not available in this guild")
+            where = "in this guild" if self._guild_id else "in this channel"
+            raise LookupError(f"the /{name} command of application {application_id} is not available {where}")
         return cmd
 
     async def refresh(self) -> None:
         async with self._lock:
-            raw = await self._rest.get_command_index(self._guild_id)
+            if self._guild_id:
+                raw = await self._rest.get_command_index(self._guild_id)
+            else:
+                assert self._channel_id is not None
+                raw = await self._rest.get_channel_command_index(self._channel_id)
             fresh: dict[tuple[str, str], Command] = {}
             for c in raw:
                 try:
@@ -52,8 +65,16 @@ class CommandCache:
 
 
 class Channel(msgspec.Struct, frozen=True):
-    guild_id: str
+    guild_id: str | None  # None: a DM channel
     channel_id: str
+
+
+def _place(payload: dict[str, Any], channel: Channel) -> dict[str, Any]:
+    """Where an interaction happens: the channel, and the guild unless it is a DM."""
+    if channel.guild_id:
+        payload["guild_id"] = channel.guild_id
+    payload["channel_id"] = channel.channel_id
+    return payload
 
 
 def slash_command(
@@ -65,11 +86,7 @@ def slash_command(
     options: Sequence[dict[str, Any]] = (),
     attachments: Sequence[UploadedAttachment] = (),
 ) -> dict[str, Any]:
-    return {
-        "type": 2,
-        "application_id": command.application_id,
-        "guild_id": channel.guild_id,
-        "channel_id": channel.channel_id,
+    return _place({"type": 2, "application_id": command.application_id}, channel) | {
         "session_id": session_id,
         "nonce": nonce,
         "data": {
@@ -105,11 +122,7 @@ def attachment_option(name: str, index: int) -> dict[str, Any]:
 def button_press(
     *, channel: Channel, session_id: str, nonce: str, application_id: str, message_id: str, message_flags: int, custom_id: str
 ) -> dict[str, Any]:
-    return {
-        "type": 3,
-        "nonce": nonce,
-        "guild_id": channel.guild_id,
-        "channel_id": channel.channel_id,
+    return _place({"type": 3, "nonce": nonce}, channel) | {
         "message_flags": message_flags,
         "message_id": message_id,
         "application_id": application_id,
@@ -128,11 +141,7 @@ def modal_submit(
     modal_custom_id: str,
     values: dict[str, str],
 ) -> dict[str, Any]:
-    return {
-        "type": 5,
-        "application_id": application_id,
-        "channel_id": channel.channel_id,
-        "guild_id": channel.guild_id,
+    return _place({"type": 5, "application_id": application_id}, channel) | {
         "session_id": session_id,
         "nonce": nonce,
         "data": {
