@@ -14,7 +14,14 @@ DEFAULT_BANNED_WORDS: tuple[str, ...] = ("gore", "nsfw", "nude", "bloodbath", "f
 
 
 class SimAccount(msgspec.Struct, frozen=True):
-    """One Discord user account of the simulated world, with its private guild and channel."""
+    """One Discord user account of the simulated world, with its private guild and channel, and
+    its direct-message channel with the Midjourney bot (`dm_channel_id`; derived from the user id
+    and the seed when left empty).
+
+    `interaction_events_fallback` picks one of two Discord behaviours (README, "Two behaviours"):
+    False (default, what Discord does): INTERACTION_* events go only to the gateway session named
+    in the interaction, so an interaction sent with a session id that is not live gets none;
+    True: they then go to every live session of the user instead."""
 
     token: str
     user_id: str
@@ -22,13 +29,19 @@ class SimAccount(msgspec.Struct, frozen=True):
     channel_id: str
     plan_concurrency: int = 3
     plan_queue: int = 10
+    dm_channel_id: str = ""
+    interaction_events_fallback: bool = False
+    # The bot's two behaviours where public clients saw two (README, "Bot replies confirmed in
+    # public clients"); `POST /_simulator/settings` flips them at run time.
+    info_layout: str = "classic"  # /info: "classic" (User ID line) | "aligned" (newer, padded)
+    settings_ids: str = "plain"  # /settings speed toggles: "plain" | "stateful" (`...::on`/`::off`)
 
     def __repr__(self) -> str:
         # The token is fake, but code that prints accounts should never learn to print tokens.
         return (
             f"SimAccount(token='***', user_id={self.user_id!r}, guild_id={self.guild_id!r}, "
             f"channel_id={self.channel_id!r}, plan_concurrency={self.plan_concurrency}, "
-            f"plan_queue={self.plan_queue})"
+            f"plan_queue={self.plan_queue}, dm_channel_id={self.dm_channel_id!r})"
         )
 
     __str__ = __repr__
@@ -77,6 +90,9 @@ def make_accounts(count: int, seed: int) -> list[SimAccount]:
 
 
 def resolve_accounts(config: SimulatorConfig) -> list[SimAccount]:
-    if isinstance(config.accounts, int):
-        return make_accounts(max(config.accounts, 0), config.seed)
-    return list(config.accounts)
+    accounts = make_accounts(max(config.accounts, 0), config.seed) if isinstance(config.accounts, int) else list(config.accounts)
+    # A DM channel id of its own generator per user, so adding DMs changed no other id.
+    return [
+        a if a.dm_channel_id else msgspec.structs.replace(a, dm_channel_id=_snowflake(random.Random(f"mj-sim-dm:{config.seed}:{a.user_id}")))
+        for a in accounts
+    ]

@@ -48,6 +48,18 @@ class FailBody(msgspec.Struct):
     user_id: str | None = None
 
 
+class ServerErrorBody(msgspec.Struct):
+    count: int = 1
+    status: int = 500
+    accepted: bool = True
+    user_id: str | None = None
+
+
+class BehaviourBody(msgspec.Struct):
+    user_id: str | None = None
+    interaction_events_fallback: bool | None = None
+
+
 class BumpBody(msgspec.Struct):
     name: str | None = None
 
@@ -87,7 +99,9 @@ def control_routes(ctx: SimContext) -> list[HTTPRouteHandler]:
 
     @get(f"{PREFIX}/accounts")
     async def accounts() -> Response[bytes]:
-        return _ok([msgspec.to_builtins(a) for a in ctx.accounts])
+        users = ctx.world.users
+        # the behaviour switches as they are now (the control API may have flipped them)
+        return _ok([msgspec.to_builtins(a) | {"interaction_events_fallback": users[a.user_id].interaction_events_fallback} for a in ctx.accounts])
 
     @get(f"{PREFIX}/info")
     async def info() -> Response[bytes]:
@@ -95,6 +109,7 @@ def control_routes(ctx: SimContext) -> list[HTTPRouteHandler]:
             {
                 "base_url": ctx.base_url,
                 "rest_base": f"{ctx.base_url}/api/v9",
+                "rest_base_v10": f"{ctx.base_url}/api/v10",
                 "gateway_url": ctx.gateway.url,
                 "inpaint_submit_url": f"{ctx.base_url}/inpaint/api/submit-job",
                 "speed": ctx.config.speed,
@@ -130,7 +145,9 @@ def control_routes(ctx: SimContext) -> list[HTTPRouteHandler]:
         handler("faults/stall-next-job", UserTarget, lambda b: faults.stall_next_job(b.user_id)),
         handler("faults/revoke-token", RevokeBody, lambda b: faults.revoke_token(b.token)),
         handler("faults/fail-next-job", FailBody, lambda b: faults.fail_next_job(b.title, b.description, b.user_id)),
+        handler("faults/interaction-5xx", ServerErrorBody, lambda b: faults.interaction_5xx(b.count, b.status, b.accepted, b.user_id)),
         handler("faults/bump-command-versions", BumpBody, lambda b: faults.bump_command_versions(b.name)),
         handler("faults/reset", None, lambda b: faults.reset()),
         handler("settings", SettingsBody, lambda b: faults.set_settings(b.user_id, remix=b.remix, mode=b.mode)),
+        handler("behaviour", BehaviourBody, lambda b: faults.set_behaviour(b.user_id, interaction_events_fallback=b.interaction_events_fallback)),
     ]

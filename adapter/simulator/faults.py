@@ -34,6 +34,12 @@ class CaptchaFault(msgspec.Struct, frozen=True):
     kind: CaptchaKind
 
 
+class ServerErrorFault(msgspec.Struct, frozen=True):
+    user_id: str | None
+    status: int
+    accepted: bool
+
+
 class FailFault(msgspec.Struct, frozen=True):
     user_id: str | None
     title: str
@@ -49,6 +55,7 @@ class Faults:
         self._captchas: list[CaptchaFault] = []
         self._stalls: list[str | None] = []
         self._fails: list[FailFault] = []
+        self._server_errors: list[ServerErrorFault] = []
         self._revoked: set[str] = set()  # user ids
 
     def _spawn(self, coro: Any) -> None:
@@ -113,6 +120,15 @@ class Faults:
                 user.mode = Mode(mode)
         return len(users)
 
+    def set_behaviour(self, user_id: str | None = None, *, interaction_events_fallback: bool | None = None) -> int:
+        """Pick between Discord's two behaviours where it has two (README, "Two behaviours"),
+        for one account or all."""
+        users = [u for u in self._ctx.world.users.values() if user_id is None or u.id == user_id]
+        for user in users:
+            if interaction_events_fallback is not None:
+                user.interaction_events_fallback = interaction_events_fallback
+        return len(users)
+
     # --- armed for next time -----------------------------------------------------------------
 
     def refuse_next_resume(self, count: int = 1) -> None:
@@ -122,6 +138,15 @@ class Faults:
         """The next `count` REST calls under /api/v9 answer 429."""
         for _ in range(max(count, 1)):
             self._rate_limits.append(RateLimitFault(retry_after, is_global))
+
+    def interaction_5xx(self, count: int = 1, status: int = 500, accepted: bool = True, user_id: str | None = None) -> None:
+        """The next `count` POST /interactions (of this user, or anyone's) answer `status` (500,
+        502 or 503), ambiguous as in real life: with `accepted` the interaction still goes
+        through (the bot answers, the job runs), without it the interaction is dropped."""
+        if status not in (500, 502, 503):
+            raise ValueError("status must be 500, 502 or 503")
+        for _ in range(max(count, 1)):
+            self._server_errors.append(ServerErrorFault(user_id, status, accepted))
 
     def captcha_next_interaction(self, user_id: str | None = None, kind: CaptchaKind = "discord") -> None:
         """discord: the next POST /interactions answers 400 with captcha_key/sitekey/service.
@@ -148,6 +173,7 @@ class Faults:
         self._captchas.clear()
         self._stalls.clear()
         self._fails.clear()
+        self._server_errors.clear()
         for user_id in self._revoked:
             if (user := self._ctx.world.users.get(user_id)) is not None:
                 user.revoked = False
@@ -160,6 +186,7 @@ class Faults:
             "captchas": [msgspec.to_builtins(c) for c in self._captchas],
             "stalls": len(self._stalls),
             "fails": [msgspec.to_builtins(f) for f in self._fails],
+            "interaction_5xx": [msgspec.to_builtins(f) for f in self._server_errors],
             "revoked_user_ids": sorted(self._revoked),
         }
 
@@ -179,6 +206,13 @@ class Faults:
             if fault.user_id in (None, user_id):
                 del self._captchas[i]
                 return fault.kind
+        return None
+
+    def take_server_error(self, user_id: str) -> ServerErrorFault | None:
+        for i, fault in enumerate(self._server_errors):
+            if fault.user_id in (None, user_id):
+                del self._server_errors[i]
+                return fault
         return None
 
     def take_stall(self, user_id: str) -> bool:

@@ -9,6 +9,7 @@ Refusals carry Discord's status and JSON error (`InteractionRefused.status / .bo
 from __future__ import annotations
 
 import random
+import re
 import time
 from typing import Any, Literal
 
@@ -34,6 +35,7 @@ class InteractionRecord(msgspec.Struct, frozen=True):
     nonce: str | None
     outcome: str  # accepted | unauthorized | rate_limited | captcha | invalid_session | invalid_version | ...
     interaction_id: str | None = None
+    status: int | None = None  # the HTTP status answered (204, 400, 429, 500, ...)
 
 
 class InteractionLog:
@@ -42,17 +44,25 @@ class InteractionLog:
     def __init__(self) -> None:
         self.records: list[InteractionRecord] = []
 
-    def add(self, user_id: str, type_: int, name: str, nonce: str | None, outcome: str, interaction_id: str | None = None) -> None:
-        self.records.append(InteractionRecord(time.monotonic(), user_id, type_, name, nonce, outcome, interaction_id))
+    def add(
+        self, user_id: str, type_: int, name: str, nonce: str | None, outcome: str, interaction_id: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        self.records.append(InteractionRecord(time.monotonic(), user_id, type_, name, nonce, outcome, interaction_id, status))
         if len(self.records) > self.MAX_RECORDS:
             del self.records[: len(self.records) - self.MAX_RECORDS]
+
+
+# Discord takes any well-formed session_id (public clients send fixed or random ones, even their
+# token); only a missing or garbled one is a form error.
+_SESSION_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
 class InteractionPayload(msgspec.Struct):
     type: int
     application_id: str
     channel_id: str
-    session_id: str | None = None
+    session_id: Any = None
     guild_id: str | None = None
     nonce: str | None = None
     message_id: str | None = None
@@ -86,7 +96,9 @@ class Interaction:
         self.id = id
         self.type = payload.type
         self.nonce = payload.nonce
-        self.session_id = payload.session_id or ""
+        self.claimed_session_id: str = payload.session_id or ""
+        # where its INTERACTION_* events go (SessionHub.interaction_route), set by accept()
+        self.session_id = ""
         self.channel_id = payload.channel_id
         self.guild_id = payload.guild_id
         self.application_id = payload.application_id
@@ -132,26 +144,34 @@ def accept(
     raw: bytes,
     *,
     files: dict[str, Upload] | None = None,
+    outcome: str = "accepted",
+    status: int = 204,
 ) -> Interaction:
-    """Validate one interaction body; raises InteractionRefused (already logged)."""
+    """Validate one interaction body; raises InteractionRefused (already logged). An accepted
+    one is logged with `outcome` and `status` (a fault may answer it with a 5xx)."""
     try:
         payload = msgspec.json.decode(raw, type=InteractionPayload)
     except msgspec.DecodeError as exc:
-        ctx.interactions.add(user.id, 0, "", None, "invalid_form_body")
+        ctx.interactions.add(user.id, 0, "", None, "invalid_form_body", status=400)
         raise form_error([], "BASE_TYPE_INVALID", f"Invalid interaction payload: {exc}") from None
 
     def refuse(err: InteractionRefused) -> InteractionRefused:
-        ctx.interactions.add(user.id, payload.type, _name_of(payload), payload.nonce, err.outcome)
+        ctx.interactions.add(user.id, payload.type, _name_of(payload), payload.nonce, err.outcome, status=err.status)
         return err
 
-    if not ctx.hub.is_live(payload.session_id, user.id):
-        raise refuse(InteractionRefused(400, {"message": "Unknown Session: session_id is not a live gateway session of this user", "code": 10062}, "invalid_session"))
+    sid = payload.session_id
+    if sid is None or sid == "":
+        raise refuse(form_error(["session_id"], "BASE_TYPE_REQUIRED", "This field is required", outcome="invalid_session"))
+    if not isinstance(sid, str):
+        raise refuse(form_error(["session_id"], "BASE_TYPE_STRING", "Must be a string.", outcome="invalid_session"))
+    if not _SESSION_ID.fullmatch(sid):
+        raise refuse(form_error(["session_id"], "STRING_TYPE_REGEX", "String value did not match validation regex.", outcome="invalid_session"))
     if payload.application_id not in BOT_APPLICATION_IDS.values():
         raise refuse(InteractionRefused(404, {"message": "Unknown Application", "code": 10002}, "unknown_application"))
     channel = ctx.world.channels.get(payload.channel_id)
     if channel is None or not ctx.world.can_access(user.id, payload.channel_id):
         raise refuse(InteractionRefused(404, {"message": "Unknown Channel", "code": 10003}, "unknown_channel"))
-    if payload.guild_id is not None and payload.guild_id != channel.guild_id:
+    if payload.guild_id is not None and payload.guild_id != channel.guild_id:  # a DM has none
         raise refuse(form_error(["guild_id"], "GUILD_MISMATCH", "guild_id does not own this channel"))
     if payload.type not in (2, 3, 5):
         raise refuse(form_error(["type"], "BASE_TYPE_CHOICES", "Value must be one of {2, 3, 5}."))
@@ -173,6 +193,7 @@ def accept(
         )
 
     inter = Interaction(id=ctx.ids.next(), payload=payload, user=user, rng=random.Random(0))
+    inter.session_id = ctx.hub.interaction_route(sid, user.id, fallback=user.interaction_events_fallback)
     try:
         if payload.type == 2:
             _check_command(ctx, inter, files or {})
@@ -187,7 +208,7 @@ def accept(
         inter.data = {**inter.data, "_captcha": True}
     # drawn only for accepted interactions, in arrival order: a seed replays the same world
     inter.rng = ctx.child_rng()
-    ctx.interactions.add(user.id, payload.type, inter.name, payload.nonce, "accepted", inter.id)
+    ctx.interactions.add(user.id, payload.type, inter.name, payload.nonce, outcome, inter.id, status)
     return inter
 
 

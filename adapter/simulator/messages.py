@@ -35,9 +35,9 @@ class Origin(msgspec.Struct, kw_only=True):
 
 
 def command_origin(
-    *, interaction_id: str, name: str, user: User, guild_id: str, nonce: str | None, session_id: str
+    *, interaction_id: str, name: str, user: User, guild_id: str | None, nonce: str | None, session_id: str
 ) -> Origin:
-    owners = {"0": guild_id, "1": user.id}
+    owners = {"0": guild_id or "0", "1": user.id}  # "0" when used in the bot's DM
     return Origin(
         user_id=user.id,
         session_id=session_id,
@@ -48,11 +48,11 @@ def command_origin(
 
 
 def component_origin(
-    *, interaction_id: str, user: User, guild_id: str, nonce: str | None, session_id: str, source: Message,
+    *, interaction_id: str, user: User, guild_id: str | None, nonce: str | None, session_id: str, source: Message,
     modal_submit_id: str | None = None,
 ) -> Origin:
     """A button press (or the modal it opened, answered by `modal_submit_id`)."""
-    owners = {"0": guild_id, "1": user.id}
+    owners = {"0": guild_id or "0", "1": user.id}  # "0" when used in the bot's DM
     button_meta = InteractionMetadata(
         id=interaction_id, type=3, user=user, authorizing_integration_owners=owners, interacted_message_id=source.id
     )
@@ -151,18 +151,21 @@ class Messenger:
         if components is not None:
             message.components = components
         message.edited_timestamp = now_iso()
+        # Discord puts the nonce on MESSAGE_CREATE only, never on MESSAGE_UPDATE
+        update = msgspec.structs.replace(message, nonce=None)
         if message.flags & EPHEMERAL:
             owner = message.interaction_metadata.user.id if message.interaction_metadata else None
             if owner:
-                self.ctx.hub.to_user(owner, "MESSAGE_UPDATE", message)
+                self.ctx.hub.to_user(owner, "MESSAGE_UPDATE", update)
         else:
-            self.ctx.hub.to_channel(message.channel_id, "MESSAGE_UPDATE", message)
+            self.ctx.hub.to_channel(message.channel_id, "MESSAGE_UPDATE", update)
         return message
 
     def delete(self, message: Message) -> None:
         channel = self.ctx.world.channels.get(message.channel_id)
         if channel is None or channel.remove(message.id) is None:
             return
-        self.ctx.hub.to_channel(
-            message.channel_id, "MESSAGE_DELETE", {"id": message.id, "channel_id": message.channel_id, "guild_id": channel.guild_id}
-        )
+        event = {"id": message.id, "channel_id": message.channel_id}
+        if channel.guild_id is not None:  # DMs have no guild_id
+            event["guild_id"] = channel.guild_id
+        self.ctx.hub.to_channel(message.channel_id, "MESSAGE_DELETE", event)

@@ -18,6 +18,8 @@ from adapter.simulator.state import World
 
 # Dispatches that describe one connection, not the session: never replayed to another socket.
 CONNECTION_EVENTS = frozenset({"READY", "READY_SUPPLEMENTAL", "RESUMED"})
+# A route key (never a session id: those are hex) meaning "every live session of this user".
+USER_ROUTE = "user:"
 
 
 class Entry(NamedTuple):
@@ -117,7 +119,18 @@ class SessionHub:
 
     # --- routing
 
+    def interaction_route(self, session_id: str | None, user_id: str, *, fallback: bool) -> str:
+        """Where the INTERACTION_* events of an interaction go (the key `to_session` takes): the
+        named session when it is a live session of this user; otherwise nowhere (Discord sends
+        them to the named session only), or, with `fallback`, to all the user's live sessions."""
+        if self.is_live(session_id, user_id):
+            return session_id or ""
+        return f"{USER_ROUTE}{user_id}" if fallback else ""
+
     def to_session(self, session_id: str, event: str, data: Any) -> None:
+        if session_id.startswith(USER_ROUTE):
+            self.to_user(session_id[len(USER_ROUTE) :], event, data)
+            return
         session = self.sessions.get(session_id)
         if session is not None and session.valid:
             session.append(event, data)

@@ -8,7 +8,7 @@ from collections import OrderedDict
 
 import msgspec
 
-from adapter.domain.actions import Mode
+from adapter.domain.actions import BOT_APPLICATION_IDS, Bot, Mode
 from adapter.simulator.config import SimAccount
 from adapter.simulator.wire import Message, User
 
@@ -29,6 +29,8 @@ class UserState:
         )
         self.mode = Mode.FAST
         self.remix = remix
+        # Discord-side behaviour switches (README, "Two behaviours"); the control API flips them
+        self.interaction_events_fallback = account.interaction_events_fallback
         self.revoked = False
         self.fast_seconds_left = 15 * 3600.0
         self.images_made = 0
@@ -38,11 +40,24 @@ class UserState:
         return self.account.user_id
 
 
+GUILD_TEXT = 0
+DM = 1
+
+
 class Channel:
-    def __init__(self, channel_id: str, guild_id: str, name: str) -> None:
+    """A guild text channel (type 0), or a direct-message channel (type 1: no guild, one user
+    talking to one bot, `recipient_ids` = the bot, as the user sees it)."""
+
+    def __init__(
+        self, channel_id: str, guild_id: str | None, name: str | None, *, type: int = GUILD_TEXT,
+        user_id: str | None = None, recipient_ids: tuple[str, ...] = (),
+    ) -> None:
         self.id = channel_id
         self.guild_id = guild_id
         self.name = name
+        self.type = type
+        self.user_id = user_id  # DMs: the account whose DM this is
+        self.recipient_ids = recipient_ids
         self.messages: dict[str, Message] = {}
         self._order: list[int] = []  # message ids ascending, for history pages
 
@@ -59,6 +74,24 @@ class Channel:
             if i < len(self._order) and self._order[i] == int(message_id):
                 self._order.pop(i)
         return message
+
+    @property
+    def last_message_id(self) -> str | None:
+        return str(self._order[-1]) if self._order else None
+
+    def around(self, limit: int, around: str) -> list[Message]:
+        """`?around=`: limit // 2 older messages, the message itself when it exists, limit // 2
+        newer ones (so an even limit gives up to limit + 1, and limit 1 the message alone);
+        newest first."""
+        ids = self._order
+        pivot = int(around)
+        lo = bisect.bisect_left(ids, pivot)
+        hi = bisect.bisect_right(ids, pivot)
+        half = limit // 2
+        older = ids[max(0, lo - half) : lo] if half else []
+        newer = ids[hi : hi + half] if half else []
+        picked = older + ids[lo:hi] + newer
+        return [self.messages[str(i)] for i in reversed(picked)]
 
     def history(self, limit: int, before: str | None = None, after: str | None = None) -> list[Message]:
         """Newest first, like Discord's GET /channels/{id}/messages."""
@@ -115,6 +148,8 @@ class World:
                     account.channel_id, account.guild_id, f"midjourney-{len(self.channels) + 1}"
                 )
                 guild.channel_ids.append(account.channel_id)
+            if account.dm_channel_id and account.dm_channel_id not in self.channels:
+                self.add_dm(account.dm_channel_id, user.id, BOT_APPLICATION_IDS[Bot.MIDJOURNEY])
 
     # --- users
 
@@ -134,11 +169,34 @@ class World:
         channel = self.channels.get(channel_id)
         if channel is None:
             return False
+        if channel.guild_id is None:
+            return channel.user_id == user_id
         return user_id in self.guilds[channel.guild_id].member_ids
 
     def members_of_channel(self, channel_id: str) -> list[str]:
         channel = self.channels.get(channel_id)
-        return list(self.guilds[channel.guild_id].member_ids) if channel else []
+        if channel is None:
+            return []
+        if channel.guild_id is None:
+            return [channel.user_id] if channel.user_id else []
+        return list(self.guilds[channel.guild_id].member_ids)
+
+    # --- direct messages
+
+    def add_dm(self, channel_id: str, user_id: str, bot_id: str) -> Channel:
+        channel = Channel(channel_id, None, None, type=DM, user_id=user_id, recipient_ids=(bot_id,))
+        self.channels[channel_id] = channel
+        return channel
+
+    def dm_with(self, user_id: str, bot_id: str) -> Channel | None:
+        """The user's DM channel with this bot, if it exists."""
+        return next(
+            (c for c in self.channels.values() if c.type == DM and c.user_id == user_id and c.recipient_ids == (bot_id,)),
+            None,
+        )
+
+    def dms_of(self, user_id: str) -> list[Channel]:
+        return [c for c in self.channels.values() if c.type == DM and c.user_id == user_id]
 
     # --- messages
 
