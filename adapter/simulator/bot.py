@@ -130,7 +130,7 @@ class MidjourneyBot:
     def _failure(self, inter: Interaction) -> None:
         self.ctx.hub.to_session(inter.session_id, "INTERACTION_FAILURE", {"id": inter.id, "nonce": inter.nonce, "reason_code": 1})
 
-    def _guild_id(self, channel_id: str) -> str:
+    def _guild_id(self, channel_id: str) -> str | None:  # None in a DM
         return self.ctx.world.channels[channel_id].guild_id
 
     def _command_origin(self, inter: Interaction) -> Origin:
@@ -604,7 +604,7 @@ class MidjourneyBot:
                 "channel_id": inter.channel_id,
                 "custom_id": custom_id,
                 "title": title,
-                "iframe_path": f"{path}/{token}?custom_id={token}&channel_id={inter.channel_id}&guild_id={guild_id}",
+                "iframe_path": f"{path}/{token}?custom_id={token}&channel_id={inter.channel_id}&guild_id={guild_id or ''}",
                 "modal_size": 2,
                 "application": {"id": inter.application_id, "name": APP_NAMES[inter.application_id]},
             },

@@ -45,6 +45,7 @@ class Connection:
         self.compressor = zlib.compressobj() if compress else None
         self.session: GatewaySession | None = None
         self.cursor = 0  # last seq sent on this socket
+        self.version = 9  # the gateway version the client asked for (?v=)
         self.last_heartbeat = time.monotonic()
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -148,6 +149,7 @@ class GatewayServer:
         if version not in SUPPORTED_VERSIONS:
             await conn.close(4012, "Invalid API version")
             return
+        conn.version = int(version)
         if encoding != "json":
             await conn.close(4002, "Error while decoding payload.")
             return
@@ -222,7 +224,7 @@ class GatewayServer:
         conn.session = session
         conn.cursor = session.seq
         self.ctx.hub.attach(session, conn)
-        session.append("READY", self._ready(user, session), conn_id=conn.id)
+        session.append("READY", self._ready(user, session, conn.version), conn_id=conn.id)
         session.append(
             "READY_SUPPLEMENTAL",
             {"guilds": [{"id": g, "voice_states": []} for g in self._guild_ids(user)], "merged_presences": {}},
@@ -257,7 +259,7 @@ class GatewayServer:
     def _guild_ids(self, user: UserState) -> list[str]:
         return [g.id for g in self.ctx.world.guilds.values() if user.id in g.member_ids]
 
-    def _ready(self, user: UserState, session: GatewaySession) -> dict[str, Any]:
+    def _ready(self, user: UserState, session: GatewaySession, version: int) -> dict[str, Any]:
         world = self.ctx.world
         guilds = []
         for guild_id in self._guild_ids(user):
@@ -284,14 +286,19 @@ class GatewayServer:
             "premium_type": 0,
             "flags": 0,
         }
+        # a user's READY lists its DM channels, recipients by id
+        dms = [
+            {"id": c.id, "type": c.type, "last_message_id": c.last_message_id, "flags": 0, "recipient_ids": list(c.recipient_ids)}
+            for c in world.dms_of(user.id)
+        ]
         return {
-            "v": 9,
+            "v": version,
             "user": me,
             "session_id": session.id,
             "session_type": "normal",
             "resume_gateway_url": self.url,
             "guilds": guilds,
-            "private_channels": [],
+            "private_channels": dms,
             "relationships": [],
             "users": [],
             "sessions": [{"session_id": session.id, "status": "online", "activities": []}],
