@@ -208,6 +208,7 @@ def create_app(settings: Settings) -> Litestar:
             ctx.extras["chat_serving"] = ChatServing(service, image_inputs, catalog, preview_images=settings.chat_preview_images)
             ctx.extras["edit_serving"] = EditServing(service, catalog, image_inputs, ResultFinder(service, images))
             app.state.ctx = ctx
+            app.state.begin_shutdown = service.begin_shutdown
             for st in scheduler.statuses():
                 log.info("account %s (%s): %s%s", st.id, st.kind, st.state.value, f" - {st.reason}" if st.reason else "")
             yield

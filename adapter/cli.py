@@ -65,10 +65,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=False,
         log_config=None,  # keep our logging format for uvicorn's loggers too
     )
-    server = uvicorn.Server(config)
+    server = _graceful_server(config, app)
     print(f"mj-adapter listening on http://{settings.host}:{settings.port}/v1" + ("  (demo mode: built-in simulator)" if settings.demo else ""), file=sys.stderr, flush=True)
     server.run()
     return 0
+
+
+def _graceful_server(config: Any, app: Any) -> Any:
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """Tells the engine the moment SIGTERM/SIGINT arrives, not after uvicorn has waited for
+        open connections: no queued job starts from then on, and open streams end with a last
+        event that says so instead of being cut."""
+
+        def __init__(self, config: uvicorn.Config, app: Any) -> None:
+            super().__init__(config)
+            self._app = app
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            begin = getattr(self._app.state, "begin_shutdown", None)
+            if begin is not None:
+                try:
+                    asyncio.get_running_loop().call_soon(begin)
+                except RuntimeError:
+                    pass
+            super().handle_exit(sig, frame)
+
+    return GracefulServer(config, app)
 
 
 def cmd_simulator(args: argparse.Namespace) -> int:

@@ -110,7 +110,8 @@ class JobEvent(msgspec.Struct, frozen=True, kw_only=True):
     """A step of a running operation, in order: submitted -> waiting|queued -> progress... ;
     the final output is `run`'s return value, not an event."""
 
-    kind: Literal["submitted", "waiting", "queued", "progress"]
+    # "sending": right before the interaction goes out, with the prompt exactly as sent
+    kind: Literal["sending", "submitted", "waiting", "queued", "progress"]
     progress: int = 0
     preview_url: str | None = None
     prompt: str | None = None
@@ -149,6 +150,7 @@ class AccountStatus(msgspec.Struct, frozen=True, kw_only=True):
     waiting: int = 0  # accepted by run() but not yet sent (concurrency or pacing)
     concurrency: int = 3
     queue_size: int = 10
+    until_ms: int | None = None  # cooling down: when it is expected to take work again
 
     @property
     def load(self) -> int:
@@ -167,7 +169,17 @@ class RecoveryProbe(msgspec.Struct, frozen=True, kw_only=True):
     nonce: str | None = None
     interaction_ids: tuple[str, ...] = ()
     progress_message_id: str | None = None
-    prompt: str | None = None
+    prompt: str | None = None  # as Midjourney echoed it, else as it was sent
+    mode: Mode | None = None
+
+
+class ResultRef(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a finished job's result lives on its account (for seeds)."""
+
+    message_id: str  # Discord: the result message; provider: the upstream task id
+    job_hash: str | None = None
+    message_flags: int = 0
+    bot: Bot = Bot.MIDJOURNEY
 
 
 StateListener = Callable[[AccountStatus], None]
@@ -188,6 +200,10 @@ class Account(Protocol):
 
     async def close(self) -> None: ...
 
+    async def drain(self, timeout: float) -> None:
+        """Shutdown has begun: start nothing new, and return once every request that may
+        start a Midjourney job has finished sending (or `timeout` passed)."""
+
     def pause(self, reason: str) -> None:
         """Stop taking work until resumed (an operator's decision, or a captcha)."""
 
@@ -206,3 +222,14 @@ class Account(Protocol):
         """After a restart: find a job sent before in the channel's history. Returns the result
         if it finished, follows it to the end if it is still running, raises JobFailed if it is
         gone. Never submits anything to Midjourney."""
+
+    async def seed(self, result: ResultRef) -> str:
+        """The seed Midjourney used for a finished job, as decimal text. Discord: reacts ✉️ to
+        the result and reads the bot's DM. Raises JobFailed whose category says why (ACCOUNT,
+        RETRYABLE, TIMEOUT, INVALID_REQUEST); never starts a Midjourney job."""
+
+    async def cancel_running(self, progress_message_id: str) -> bool:
+        """Ask Midjourney to stop a running job (Discord: ❌ on its progress message; provider:
+        the upstream task id). True if the request was made, False if there was nothing to
+        stop (it already finished, or its message is gone). The job itself then ends through
+        run()/recover(), failing with category CANCELLED."""

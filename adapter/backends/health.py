@@ -17,6 +17,7 @@ class AccountHealthMixin:
     kind: str
     _state: AccountState = AccountState.STOPPED
     _reason: str | None = None
+    _until_ms: int | None = None  # when a cooling down is expected to clear (epoch ms)
 
     @property
     def id(self) -> str:  # pragma: no cover - provided by the account
@@ -48,11 +49,12 @@ class AccountHealthMixin:
         if self._state is AccountState.PAUSED:
             self._set_state(AccountState.READY if self._connected() else AccountState.RECONNECTING, None)
 
-    def _set_state(self, state: AccountState, reason: str | None) -> None:
+    def _set_state(self, state: AccountState, reason: str | None, *, until_ms: int | None = None) -> None:
         if self._state is AccountState.DISABLED and state is not AccountState.STOPPED:
             return  # disabled is final until an operator fixes the account and restarts
-        if state is self._state and reason == self._reason:
+        if state is self._state and reason == self._reason and until_ms == self._until_ms:
             return
+        self._until_ms = until_ms
         level = logging.WARNING if state in (AccountState.PAUSED, AccountState.DISABLED) else logging.INFO
         log.log(level, "%s account %s %s%s", self.kind, self.id, state.value, f": {reason}" if reason else "")
         self._state, self._reason = state, reason

@@ -13,5 +13,7 @@ class ErrorCategory(str, enum.Enum):
     ACCOUNT = "account"  # the account needs a human, or is unusable
     RETRYABLE = "retryable"  # Midjourney-side failure; a new attempt may work
     TIMEOUT = "timeout"  # the job took longer than its mode allows
+    # it reached Midjourney, but what became of it could not be seen (no result, no refusal)
+    OUTCOME_UNKNOWN = "outcome_unknown"
     CANCELLED = "cancelled"
     INTERNAL = "internal"

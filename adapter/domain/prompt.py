@@ -45,8 +45,9 @@ def parse_prompt(prompt: str) -> ParsedPrompt:
 
 def normalize_for_match(prompt: str) -> str:
     """A loose, stable key for comparing prompts: links become a placeholder, dashes canonical,
-    whitespace collapsed, case folded."""
-    s = canonical_dashes(prompt)
+    whitespace collapsed, case folded. The speed flags are left out: clients add them, and
+    whether Midjourney echoes them does not change which job it is."""
+    s = strip_flags(prompt, *MODE_FLAGS)
     s = _URL_RE.sub("<link>", s)
     s = _SPACE_RE.sub(" ", s).strip().casefold()
     return s

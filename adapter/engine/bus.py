@@ -13,15 +13,26 @@ JobListener = Callable[[Job], None]
 
 class JobBus:
     def __init__(self) -> None:
-        self._subs: dict[str, set[asyncio.Queue[Job]]] = defaultdict(set)
+        self._subs: dict[str, set[asyncio.Queue[Job | None]]] = defaultdict(set)
         self._listeners: list[JobListener] = []
+        self.closed = False
 
-    def subscribe(self, job_id: str) -> asyncio.Queue[Job]:
-        q: asyncio.Queue[Job] = asyncio.Queue()
+    def subscribe(self, job_id: str) -> asyncio.Queue[Job | None]:
+        """A queue of the job's snapshots; None in it means the service is shutting down."""
+        q: asyncio.Queue[Job | None] = asyncio.Queue()
+        if self.closed:
+            q.put_nowait(None)
         self._subs[job_id].add(q)
         return q
 
-    def unsubscribe(self, job_id: str, q: asyncio.Queue[Job]) -> None:
+    def close_watchers(self) -> None:
+        """Tell every watcher (now and later) that no more snapshots will come from here."""
+        self.closed = True
+        for subs in self._subs.values():
+            for q in subs:
+                q.put_nowait(None)
+
+    def unsubscribe(self, job_id: str, q: asyncio.Queue[Job | None]) -> None:
         subs = self._subs.get(job_id)
         if subs is not None:
             subs.discard(q)

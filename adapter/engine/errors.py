@@ -29,11 +29,15 @@ class PromptRejected(EngineError):
 
 
 class QueueFull(EngineError):
+    """Nothing can take the job now, but something will at a known time (a full queue, a daily
+    cap): 429 with Retry-After. `code` says which limit."""
+
     category = ErrorCategory.QUEUE_FULL
 
-    def __init__(self, message: str, retry_after: int) -> None:
+    def __init__(self, message: str, retry_after: int, *, code: str = "queue_full") -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.code = code
 
 
 class NoAccountAvailable(EngineError):
@@ -59,3 +63,11 @@ class ActionNotAvailable(EngineError):
     """A follow-up that the parent job does not offer (not finished, or no such button)."""
 
     category = ErrorCategory.INVALID_REQUEST
+
+
+class ServiceClosing(NoAccountAvailable):
+    """The service is shutting down and takes no new jobs (another replica or the restarted
+    process will)."""
+
+    def __init__(self) -> None:
+        super().__init__("The service is shutting down and takes no new jobs; retry in a few seconds.", retry_after=5)

@@ -4,13 +4,18 @@ Each account has a queue of tickets and a number of running jobs. A ticket start
 account is ready and below its concurrency; an account's queue is bounded by its queue size so a
 full pool is an immediate, explicit refusal instead of an unbounded wait. When an account stops
 being usable, its queued tickets move to another account that serves the same mode (follow-ups
-are pinned to the account that owns the parent message and cannot move).
+are pinned to the account that owns the parent message and cannot move); while one reconnects,
+its queue moves to accounts that are ready. A refusal always says the true reason: no account
+for the mode, every account paused (and why), or a limit that clears at a known time
+(Retry-After).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -23,8 +28,10 @@ from adapter.engine.errors import EngineError, NoAccountAvailable, QueueFull
 log = logging.getLogger(__name__)
 
 # States in which an account may still be given new work to queue: it is expected back soon.
-_TRANSIENT = {AccountState.CONNECTING, AccountState.RECONNECTING, AccountState.COOLING_DOWN}
+_TRANSIENT = {AccountState.CONNECTING, AccountState.RECONNECTING}
 _GONE = {AccountState.PAUSED, AccountState.DISABLED, AccountState.STOPPED}
+# Not usable until a known time (a daily cap, Midjourney's queue full): refuse with Retry-After.
+_COOLING = {AccountState.COOLING_DOWN}
 
 
 class Ticket(msgspec.Struct, kw_only=True):
@@ -37,6 +44,7 @@ class Ticket(msgspec.Struct, kw_only=True):
     run: Callable[[Account], Awaitable[None]]
     # called when the ticket was queued on an account that went away and no other can take it
     orphaned: Callable[[EngineError], Awaitable[None]]
+    # accounts to avoid (the job was just refused there); used anyway if nothing else can take it
     excluded: frozenset[str] = frozenset()
 
 
@@ -65,6 +73,7 @@ class Scheduler:
         self._slots: dict[str, _Slot] = {}
         self._retry_after = retry_after_seconds
         self._closed = False
+        self._frozen = False  # shutting down: nothing new starts
         for account in accounts:
             self.add_account(account)
 
@@ -100,7 +109,13 @@ class Scheduler:
             if slot.pump is None:
                 slot.pump = asyncio.create_task(self._pump(slot), name=f"pump-{slot.account.id}")
 
+    def freeze(self) -> None:
+        """Start no more tickets and stop moving them: the service is shutting down, and what is
+        queued stays queued in the store for the next start."""
+        self._frozen = True
+
     async def close(self) -> None:
+        self._frozen = True
         self._closed = True
         tasks: list[asyncio.Task[None]] = []
         for slot in self._slots.values():
@@ -127,30 +142,47 @@ class Scheduler:
             st = slot.status
             if st.state in _GONE:
                 reason = f": {st.reason}" if st.reason else ""
-                raise NoAccountAvailable(f"The account that made the parent job is {st.state.value}{reason}.")
+                raise NoAccountAvailable(f"The account that made the parent job is {st.state.value}{reason}.", self._retry_after)
+            if st.state in _COOLING:
+                raise self._cooling_refusal([st], "The account that made the parent job")
             if not slot.has_room(st):
                 raise QueueFull("The account that made the parent job has a full queue; try again shortly.", self._retry_after)
             return slot
+        if ticket.excluded:
+            try:
+                return self._choose_among(ticket, ticket.excluded)
+            except EngineError:
+                pass  # nothing else can take it: the avoided account is better than a refusal
+        return self._choose_among(ticket, frozenset())
 
-        serving = [
-            (slot, slot.status)
-            for slot in self._slots.values()
-            if slot.account.id not in ticket.excluded
-        ]
+    def _choose_among(self, ticket: Ticket, excluded: frozenset[str]) -> _Slot:
+        serving = [(slot, slot.status) for slot in self._slots.values() if slot.account.id not in excluded]
         serving = [(slot, st) for slot, st in serving if ticket.mode in st.modes]
         if not serving:
-            raise NoAccountAvailable(f"No account is configured for {ticket.mode.value} mode.")
+            raise NoAccountAvailable(f"No account is configured for {ticket.mode.value} mode.", self._retry_after)
         ready = [(s, st) for s, st in serving if st.state is AccountState.READY]
         usable = ready or [(s, st) for s, st in serving if st.state in _TRANSIENT]
         if not usable:
+            cooling = [st for _, st in serving if st.state in _COOLING]
+            if cooling:
+                raise self._cooling_refusal(cooling, f"Every account for {ticket.mode.value} mode")
             reasons = "; ".join(f"{s.account.id}: {st.state.value}" + (f" ({st.reason})" if st.reason else "") for s, st in serving)
-            raise NoAccountAvailable(f"No Midjourney account can take jobs right now ({reasons}).")
+            raise NoAccountAvailable(f"No Midjourney account can take jobs right now ({reasons}).", self._retry_after)
         with_room = [(s, st) for s, st in usable if s.has_room(st)]
         if not with_room:
             raise QueueFull("Every Midjourney account is busy and its queue is full; try again shortly.", self._retry_after)
         # least loaded relative to what the account can run at once
         slot, _ = min(with_room, key=lambda pair: (pair[0].load / max(pair[1].concurrency, 1), pair[0].load))
         return slot
+
+    def _cooling_refusal(self, cooling: list[AccountStatus], who: str) -> QueueFull:
+        now_ms = time.time() * 1000
+        untils = [st.until_ms for st in cooling if st.until_ms is not None]
+        wait = max(1, math.ceil((min(untils) - now_ms) / 1000)) if untils else self._retry_after
+        reasons = "; ".join(f"{st.id}: {st.reason or 'cooling down'}" for st in cooling)
+        when = time.strftime("%H:%M UTC", time.gmtime(min(untils) / 1000)) if untils else f"in about {wait} s"
+        code = "daily_cap_reached" if all("daily" in (st.reason or "") for st in cooling) else "account_cooling_down"
+        return QueueFull(f"{who} cannot take jobs until {when} ({reasons}).", wait, code=code)
 
     def remove(self, job_id: str) -> bool:
         """Drop a queued (not yet started) ticket; True if it was queued."""
@@ -170,6 +202,8 @@ class Scheduler:
         while not self._closed:
             await slot.wake.wait()
             slot.wake.clear()
+            if self._frozen:
+                continue
             st = slot.status
             while slot.queue and st.state is AccountState.READY and len(slot.running) < st.concurrency:
                 ticket = slot.queue.popleft()
@@ -189,15 +223,26 @@ class Scheduler:
             slot.wake.set()
 
     def _on_account_state(self, slot: _Slot, st: AccountStatus) -> None:
+        if self._frozen:
+            return  # shutting down: queued jobs stay queued in the store
         if st.state is AccountState.READY:
             slot.wake.set()
-        elif st.state in _GONE and slot.queue:
+            # a ready account takes over what waits on accounts that are reconnecting
+            for other in self._slots.values():
+                if other is not slot and other.queue and other.status.state in _TRANSIENT:
+                    asyncio.get_running_loop().call_soon(self._evacuate, other)
+        elif st.state in _GONE | _COOLING | _TRANSIENT and slot.queue:
             # move on the next loop turn: listeners are called from inside the account
             asyncio.get_running_loop().call_soon(self._evacuate, slot)
 
     def _evacuate(self, slot: _Slot) -> None:
+        if self._frozen:
+            return
         st = slot.status
-        if st.state not in _GONE:
+        if st.state in _TRANSIENT:
+            self._rebalance(slot)
+            return
+        if st.state not in _GONE | _COOLING:
             return
         moving = list(slot.queue)
         slot.queue.clear()
@@ -209,7 +254,8 @@ class Scheduler:
                 continue
             moved = msgspec.structs.replace(ticket, excluded=ticket.excluded | {slot.account.id})
             try:
-                new_id = self.place(moved)
+                # never back onto the account it is leaving
+                new_id = self._place_strict(moved)
                 log.info("job %s moved from %s to %s (%s)", ticket.job_id, slot.account.id, new_id, st.state.value)
             except EngineError as exc:
                 reason = f" ({st.reason})" if st.reason else ""
@@ -217,3 +263,37 @@ class Scheduler:
                     f"Account {slot.account.id} is {st.state.value}{reason} and no other account could take the job: {exc.message}"
                 )
                 asyncio.create_task(ticket.orphaned(err))
+
+    def _place_strict(self, ticket: Ticket) -> str:
+        slot = self._choose_among(ticket, ticket.excluded)
+        slot.queue.append(ticket)
+        slot.wake.set()
+        return slot.account.id
+
+    def _rebalance(self, slot: _Slot) -> None:
+        """A reconnecting account's queue moves to accounts that are ready now (where there
+        are none, it waits where it is: the account is expected back)."""
+        keep: deque[Ticket] = deque()
+        while slot.queue:
+            ticket = slot.queue.popleft()
+            if ticket.pinned_account is not None:
+                keep.append(ticket)
+                continue
+            moved = msgspec.structs.replace(ticket, excluded=ticket.excluded | {slot.account.id})
+            targets = [
+                s
+                for s in self._slots.values()
+                if s is not slot
+                and s.account.id not in moved.excluded
+                and (st := s.status).state is AccountState.READY
+                and moved.mode in st.modes
+                and s.has_room(st)
+            ]
+            if not targets:
+                keep.append(ticket)
+                continue
+            target = min(targets, key=lambda s: (s.load / max(s.status.concurrency, 1), s.load))
+            target.queue.append(ticket)
+            target.wake.set()
+            log.info("job %s moved from %s (%s) to %s", ticket.job_id, slot.account.id, slot.status.state.value, target.account.id)
+        slot.queue.extend(keep)

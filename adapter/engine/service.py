@@ -48,6 +48,7 @@ from adapter.engine.errors import (
     JobNotFound,
     NoAccountAvailable,
     PromptRejected,
+    ServiceClosing,
 )
 from adapter.engine.results import ResultIngester
 from adapter.engine.scheduler import Scheduler, Ticket
@@ -88,6 +89,8 @@ class JobService:
         self._admitting: dict[str, asyncio.Event] = {}  # placed, insert not yet finished
         self._background: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._closing = False
+        self.drain_seconds = 10.0  # how long shutdown waits for interactions being sent
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -96,13 +99,35 @@ class JobService:
         await self._recover()
         self._sweeper = asyncio.create_task(self._sweep(), name="job-sweeper")
 
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    def begin_shutdown(self) -> None:
+        """The first moment of a graceful stop (SIGTERM/SIGINT): take no new work, start no
+        queued job, send nothing new. Queued jobs stay queued in the store for the next start;
+        running ones are followed until close() and reconciled after the restart. Watchers are
+        told so they can end their streams with a clear last event."""
+        if self._closing:
+            return
+        self._closing = True
+        self.scheduler.freeze()
+        self.bus.close_watchers()
+        log.info("shutting down: no new jobs are started; queued jobs stay queued for the next start")
+
     async def close(self) -> None:
+        self.begin_shutdown()
         if self._sweeper:
             self._sweeper.cancel()
+        # interactions already on their way finish their send (never cut a POST in half)
+        accounts = self.scheduler.accounts()
+        await asyncio.gather(*(a.drain(self.drain_seconds) for a in accounts), return_exceptions=True)
         running = [*self._tasks.values(), *self._background]
         for t in running:
             t.cancel()
         await asyncio.gather(*running, return_exceptions=True)
+        if self._sweeper:
+            await asyncio.gather(self._sweeper, return_exceptions=True)
         await self.scheduler.close()
 
     # --- queries ------------------------------------------------------------------------------
@@ -124,8 +149,10 @@ class JobService:
             while not last.status.finished:
                 nxt = await queue.get()
                 # drain to the newest: watchers want state, not every intermediate step
-                while not queue.empty() and not nxt.status.finished:
+                while nxt is not None and not queue.empty() and not nxt.status.finished:
                     nxt = queue.get_nowait()
+                if nxt is None:
+                    raise ServiceClosing()  # the job goes on; the next start (or replica) follows it
                 last = nxt
                 yield nxt
         finally:
@@ -141,7 +168,12 @@ class JobService:
 
     # --- submit -------------------------------------------------------------------------------
 
+    def _check_open(self) -> None:
+        if self._closing:
+            raise ServiceClosing()
+
     async def submit(self, spec: SubmitSpec) -> Job:
+        self._check_open()
         if spec.action in (Action.IMAGINE, Action.SHORTEN):
             if not spec.prompt.strip() and not (spec.action is Action.IMAGINE and spec.images):
                 raise InvalidRequest("A prompt is required.", param="prompt")
@@ -171,6 +203,7 @@ class JobService:
         return await self._admit(job, spec.meta)
 
     async def act(self, spec: ActSpec) -> Job:
+        self._check_open()
         parent = await self.get(spec.parent_id, spec.meta.owner)
         if parent.status is not JobStatus.SUCCESS:
             raise ActionNotAvailable(
@@ -222,6 +255,7 @@ class JobService:
 
     async def submit_modal(self, job_id: str, owner: str, prompt: str, mask_png: bytes | None = None) -> Job:
         """Answer the modal of a MODAL job (custom zoom prompt, vary region prompt + mask)."""
+        self._check_open()
         job = await self.get(job_id, owner)
         if job.status is not JobStatus.MODAL:
             raise ActionNotAvailable(f"Job {job.id} is {job.status.value}, not waiting for a modal.", param="taskId")
@@ -345,6 +379,8 @@ class JobService:
             return
 
         async def before_send(nonce: str) -> None:
+            if self._closing:
+                raise NotSent(_err(ErrorCategory.ACCOUNT, "The service is shutting down; the job stays queued."))
             job.status = JobStatus.SUBMITTED
             job.nonce = nonce
             job.attempts += 1
@@ -364,15 +400,8 @@ class JobService:
             async with asyncio.timeout(remaining):
                 output: JobOutput = await call(tracker.emit)
         except NotSent as exc:
-            current = await self.store.get(job.id)
-            if current is not None and current.status is JobStatus.NOT_START:
-                try:
-                    self._place(current, excluded=frozenset({account.id}))
-                    log.info("job %s not sent on %s (%s); placed again", job.id, account.id, exc.error.message)
-                    return
-                except EngineError as err:
-                    await self._finish(current, JobStatus.FAILURE, reason=err.message, category=err.category)
-                    return
+            await tracker.settled()
+            await self._not_sent(job, account, exc)
             return
         except JobFailed as exc:
             await tracker.settled()
@@ -381,6 +410,14 @@ class JobService:
         except TimeoutError:
             await tracker.settled()
             limit = int(self.timeouts.for_mode(job.mode))
+            if job.status is JobStatus.SUBMITTED and not job.progress_message_id:
+                # sent, but not one word from Midjourney: it may never have started
+                reason = (
+                    f"The outcome of this job is unknown: it was sent to Midjourney, but no sign of it came back within {limit} s "
+                    f"({job.mode.value} mode)."
+                )
+                await self._finish(job, JobStatus.FAILURE, reason=reason, category=ErrorCategory.OUTCOME_UNKNOWN)
+                return
             await self._finish(
                 job, JobStatus.FAILURE, reason=f"The job did not finish within {limit} s ({job.mode.value} mode).", category=ErrorCategory.TIMEOUT
             )
@@ -395,6 +432,29 @@ class JobService:
             return
         await tracker.settled()
         await self._succeed(job, output)
+
+    async def _not_sent(self, job: Job, account: Account, exc: NotSent) -> None:
+        """The account guarantees nothing reached Midjourney: the job is queued again (on
+        another account when one can take it), or stays queued in the store when shutting down."""
+        async with self._lock(job.id):
+            current = await self.store.get(job.id)
+            if current is None or current.status.finished:
+                return
+            if current.status is JobStatus.SUBMITTED and job.nonce and current.nonce == job.nonce:
+                current.status = JobStatus.NOT_START
+                current.started_at = None
+                if not await self.store.update(current, expect_status=JobStatus.SUBMITTED):
+                    return
+                self.bus.publish(msgspec.structs.replace(current))
+            if current.status is not JobStatus.NOT_START:
+                return
+        if self._closing:
+            return  # the next start queues it again
+        try:
+            self._place(current, excluded=frozenset({account.id}))
+            log.info("job %s not sent on %s (%s); placed again", job.id, account.id, exc.error.message)
+        except EngineError as err:
+            await self._finish(current, JobStatus.FAILURE, reason=err.message, category=err.category)
 
     async def _succeed(self, job: Job, out: JobOutput) -> None:
         async with self._lock(job.id):
@@ -500,7 +560,8 @@ class JobService:
             nonce=job.nonce,
             interaction_ids=tuple(filter(None, job.extra.get("interaction_ids", "").split(","))),
             progress_message_id=job.progress_message_id,
-            prompt=job.final_prompt or job.prompt,
+            prompt=job.final_prompt or job.extra.get("sent_prompt") or job.prompt,
+            mode=job.mode,
         )
         log.info("recovery: re-attaching job %s on %s", job.id, account.id)
         task = asyncio.current_task()
@@ -553,6 +614,10 @@ class _Progress:
         if ev.interaction_ids:
             known = set(filter(None, job.extra.get("interaction_ids", "").split(",")))
             job.extra["interaction_ids"] = ",".join(sorted(known | set(ev.interaction_ids)))
+        if ev.kind == "sending":
+            if ev.prompt:
+                job.extra["sent_prompt"] = ev.prompt
+            return  # persisted by the send's own write, which follows at once
         if ev.prompt:
             job.final_prompt = ev.prompt
         if ev.kind == "progress":

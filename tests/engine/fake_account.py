@@ -104,6 +104,9 @@ class FakeAccount:
     async def close(self) -> None:
         pass
 
+    async def drain(self, timeout: float) -> None:
+        self.drained = True
+
     def output(self, op: Operation) -> JobOutput:
         h = str(uuid.uuid4())
         single = isinstance(op, PressButton) and (parsed := b.parse_custom_id(op.custom_id)) is not None and parsed.action.value.startswith("UPSCALE")

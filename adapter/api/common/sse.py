@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 from litestar import Request, Response
 from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 
@@ -25,6 +26,9 @@ class SSEResponse(Response[None]):
         return EventSourceResponse(
             self._events,
             ping=self._keepalive,
+            # on SIGTERM the engine ends each stream with a last event of its own; give it time
+            shutdown_event=anyio.Event(),
+            shutdown_grace_period=3.0,
             sep="\n",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )

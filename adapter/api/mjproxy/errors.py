@@ -89,9 +89,19 @@ def from_engine(exc: EngineError, *, not_found_status: int = 200) -> MjError:
             properties={"bannedWord": exc.word},
         )
     if isinstance(exc, QueueFull):
-        return MjError(QUEUE_FULL, f"Queue full, please try again later: {exc.message}", properties={"retryAfter": exc.retry_after})
+        return MjError(
+            QUEUE_FULL,
+            f"Queue full, please try again later: {exc.message}",
+            properties={"retryAfter": exc.retry_after, "limit": exc.code},
+            headers={"Retry-After": str(exc.retry_after)},
+        )
     if isinstance(exc, NoAccountAvailable):
-        return MjError(NOT_FOUND, f"No account available: {exc.message}", properties={"retryAfter": exc.retry_after})
+        return MjError(
+            NOT_FOUND,
+            f"No account available: {exc.message}",
+            properties={"retryAfter": exc.retry_after},
+            headers={"Retry-After": str(exc.retry_after)},
+        )
     if isinstance(exc, JobNotFound):
         return task_not_found(exc.job_id, status=not_found_status)
     if isinstance(exc, (ActionNotAvailable, InvalidRequest)):

@@ -18,6 +18,7 @@ from adapter.engine.errors import (
     NoAccountAvailable,
     PromptRejected,
     QueueFull,
+    ServiceClosing,
 )
 
 
@@ -67,12 +68,11 @@ def from_engine(exc: EngineError) -> OpenAIError:
         return OpenAIError(400, exc.message, param="prompt", code="content_policy_violation", headers={"x-should-retry": "false"})
     if isinstance(exc, QueueFull):
         return OpenAIError(
-            429, exc.message, type="rate_limit_error", code="queue_full", headers={"Retry-After": str(exc.retry_after)}
+            429, exc.message, type="rate_limit_error", code=exc.code, headers={"Retry-After": str(exc.retry_after)}
         )
     if isinstance(exc, NoAccountAvailable):
-        return OpenAIError(
-            503, exc.message, type="server_error", code="no_account_available", headers={"Retry-After": str(exc.retry_after)}
-        )
+        code = "service_shutting_down" if isinstance(exc, ServiceClosing) else "no_account_available"
+        return OpenAIError(503, exc.message, type="server_error", code=code, headers={"Retry-After": str(exc.retry_after)})
     if isinstance(exc, JobNotFound):
         return OpenAIError(404, exc.message, param=exc.param, code="not_found")
     if isinstance(exc, (ActionNotAvailable, InvalidRequest)):
@@ -92,6 +92,8 @@ def from_failed_job(job: Job) -> OpenAIError:
         return OpenAIError(429, reason, type="rate_limit_error", code="queue_full", headers={"Retry-After": "30"})
     if cat is ErrorCategory.TIMEOUT:
         return OpenAIError(504, reason, type="server_error", code="timeout", headers={"x-should-retry": "false"})
+    if cat is ErrorCategory.OUTCOME_UNKNOWN:
+        return OpenAIError(502, reason, type="server_error", code="outcome_unknown", headers={"x-should-retry": "false"})
     if cat is ErrorCategory.CANCELLED:
         return OpenAIError(409, reason, type="invalid_request_error", code="cancelled", headers={"x-should-retry": "false"})
     # Midjourney-side failures: a retry creates a new job, but the SDK's blind retries would

@@ -31,7 +31,7 @@ from adapter.domain.jobs import ImageRef, Job, JobStatus
 from adapter.domain.models import ModelCatalog
 from adapter.domain.prompt import MODE_FLAGS, parse_prompt
 from adapter.domain.sizing import SizeError, aspect_for_size
-from adapter.engine.errors import EngineError
+from adapter.engine.errors import EngineError, ServiceClosing
 from adapter.engine.service import JobService
 from adapter.engine.specs import ActSpec, RequestMeta, SubmitSpec
 from adapter.media.images import content_type_of, convert_async
@@ -308,6 +308,16 @@ class ImageServing:
                 yield _event(done.type, done)
         except OpenAIError as exc:
             yield ServerSentEvent(data=msgspec.json.encode(exc.envelope()).decode(), event="error")
+        except ServiceClosing:
+            ids = ", ".join(j.id for j in jobs)
+            closing = OpenAIError(
+                503,
+                f"The service is restarting; job {ids} keeps running. Send the request again with the same "
+                "Idempotency-Key (or GET /v1/jobs/{id}) to get its result.",
+                type="server_error",
+                code="service_shutting_down",
+            )
+            yield ServerSentEvent(data=msgspec.json.encode(closing.envelope()).decode(), event="error")
         finally:
             if not worker.done():
                 # the client went away: the Midjourney jobs keep running and can be fetched later

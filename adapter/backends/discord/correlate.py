@@ -46,6 +46,9 @@ class Pending:
         self.nonces: set[str] = set()
         self.interaction_ids: set[str] = set()
         self.message_ids: set[str] = set()  # progress messages we have seen for it
+        # the ones that stay in channel history (not ephemeral): what reconciliation looks for
+        self.anchors: set[str] = set()
+        self.sent_at_ms: int | None = None  # wall clock of the last POST, for history look-ups
         self.job_hash: str | None = None
         self.prompt_key = normalize_for_match(prompt) if prompt else None
         self.source_message_id = source_message_id
@@ -58,6 +61,7 @@ class Pending:
         # mode switches and other commands without a job message end on INTERACTION_SUCCESS
         self.acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.delete_timer: asyncio.TimerHandle | None = None
+        self.cancelling = False  # ❌ was put on its progress message: a delete is the cancel
 
     @property
     def done(self) -> bool:
@@ -66,7 +70,9 @@ class Pending:
 
 def _variant_fits(p: Pending, m: MjMessage) -> bool:
     """Whether a follow-up's message could be the result of this pending button press."""
-    if p.button is None:
+    if p.button is None or not p.button.known or p.button.action is Action.ANIMATE:
+        # buttons whose result wording we do not catalogue (animate, enhance, anything new):
+        # the wording cannot rule them out
         return True
     if m.index is not None and p.button.action is Action.UPSCALE and m.index != p.button.index:
         return False

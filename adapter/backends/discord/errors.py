@@ -69,6 +69,12 @@ class DiscordUnavailable(DiscordError):
     """5xx answers or network failures persisted through every attempt."""
 
 
+class OutcomeUnknown(DiscordError):
+    """A request that must not run twice (an interaction) got a 5xx or no answer after it was
+    sent: Discord may or may not have taken it. Never retried blindly; the caller looks for
+    evidence (gateway events, channel history) before deciding."""
+
+
 class GatewayError(Exception):
     pass
 

@@ -5,6 +5,10 @@ Retry policy: 429 waits what Discord asks (through the `RateLimiter`) and tries 
 connection failures back off (capped, jittered) and try again, all within `max_attempts`. A
 request that may have reached Discord (a read timeout on a POST) is not sent twice: an
 interaction must not run twice. 401 and captcha answers are never retried.
+
+Interactions are stricter both ways: a 429 means Discord did not take it, so it is sent again
+after every wait Discord asks for, however many (the caller's deadline bounds it); a 5xx or a
+lost answer is ambiguous (it may have been taken) and raises `OutcomeUnknown` at once.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import logging
 import random
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 import msgspec
@@ -24,6 +28,7 @@ from adapter.backends.discord.errors import (
     DiscordError,
     DiscordUnavailable,
     Forbidden,
+    OutcomeUnknown,
     InvalidFormBody,
     RateLimitExhausted,
     Unauthorized,
@@ -65,6 +70,10 @@ class _GatewayInfo(msgspec.Struct):
 
 class _CommandIndex(msgspec.Struct):
     application_commands: list[dict[str, Any]]
+
+
+class _ChannelRef(msgspec.Struct):
+    id: str
 
 
 def _decode_body(response: httpx.Response) -> Any:
@@ -114,7 +123,7 @@ class DiscordRest:
         return self._convert(body, _GatewayInfo).url
 
     async def post_interaction(self, payload: Mapping[str, Any]) -> None:
-        await self._api("POST", "/interactions", json=payload)
+        await self._api("POST", "/interactions", json=payload, interaction=True)
 
     async def upload(
         self, channel_id: str, filename: str, data: bytes, content_type: str
@@ -167,6 +176,32 @@ class DiscordRest:
         body = await self._api("GET", f"/guilds/{guild_id}/application-command-index")
         return self._convert(body, _CommandIndex).application_commands
 
+    async def get_channel_command_index(self, channel_id: str) -> list[dict[str, Any]]:
+        """The commands usable in a DM channel (there is no guild index there)."""
+        body = await self._api("GET", f"/channels/{channel_id}/application-command-index")
+        return self._convert(body, _CommandIndex).application_commands
+
+    async def add_reaction(self, channel_id: str, message_id: str, emoji: str) -> None:
+        """React as the user (204). The emoji is percent-encoded in the path, as clients do
+        (✉️ -> %E2%9C%89%EF%B8%8F)."""
+        await self._api(
+            "PUT",
+            f"/channels/{channel_id}/messages/{message_id}/reactions/{quote(emoji, safe='')}/@me",
+            params={"location": "Message", "type": 0},
+        )
+
+    async def remove_reaction(self, channel_id: str, message_id: str, emoji: str) -> None:
+        await self._api(
+            "DELETE",
+            f"/channels/{channel_id}/messages/{message_id}/reactions/{quote(emoji, safe='')}/@me",
+            params={"location": "Message", "burst": "false"},
+        )
+
+    async def open_dm(self, recipient_id: str) -> str:
+        """The id of the DM channel with a user or bot (Discord returns the existing one)."""
+        body = await self._api("POST", "/users/@me/channels", json={"recipients": [recipient_id]})
+        return self._convert(body, _ChannelRef).id
+
     async def submit_inpaint(
         self, url: str, *, custom_id: str, mask_png_b64: str, prompt: str
     ) -> None:
@@ -201,6 +236,7 @@ class DiscordRest:
         *,
         json: Any = None,
         params: Mapping[str, str | int] | None = None,
+        interaction: bool = False,
     ) -> Any:
         headers = dict(self._api_headers)
         content: bytes | None = None
@@ -214,6 +250,7 @@ class DiscordRest:
             headers=headers,
             content=content,
             params=params,
+            interaction=interaction,
         )
 
     def _backoff(self, attempt: int) -> float:
@@ -229,11 +266,15 @@ class DiscordRest:
         headers: Mapping[str, str],
         content: bytes | None = None,
         params: Mapping[str, str | int] | None = None,
+        interaction: bool = False,
     ) -> Any:
         """Send with rate limits and retries; return the decoded JSON body of a 2xx answer
-        (None when empty), raise a `DiscordError` otherwise."""
+        (None when empty), raise a `DiscordError` otherwise. `interaction`: see the module
+        docstring."""
         last: DiscordError | None = None
-        for attempt in range(1, self._max_attempts + 1):
+        attempt = 0
+        while attempt < self._max_attempts:
+            attempt += 1
             await self.limiter.acquire(method, route)
             try:
                 response = await self._client.request(
@@ -242,6 +283,8 @@ class DiscordRest:
             except httpx.TransportError as exc:
                 reason = f"{method} {route} failed: {type(exc).__name__}"
                 if not isinstance(exc, _NOT_SENT) and method not in _IDEMPOTENT:
+                    if interaction:
+                        raise OutcomeUnknown(0, None, reason) from None
                     raise DiscordUnavailable(0, None, reason) from None
                 last = DiscordUnavailable(0, None, reason)
                 log.warning("%s (attempt %d/%d)", reason, attempt, self._max_attempts)
@@ -261,7 +304,12 @@ class DiscordRest:
                 last = RateLimitExhausted(
                     status, error.code, error.message, retry_after=retry_after
                 )
+                if interaction:
+                    attempt -= 1  # not taken: only the caller's deadline limits these
                 continue  # the limiter holds the next attempt until the wait is over
+            if status >= 500 and interaction:
+                log.warning("%s %s: HTTP %d; it may or may not have been taken", method, route, status)
+                raise OutcomeUnknown(status, error.code, error.message)
             if status >= 500:
                 log.warning("%s %s: HTTP %d (attempt %d/%d)", method, route, status, attempt, self._max_attempts)
                 last = DiscordUnavailable(status, error.code, error.message)

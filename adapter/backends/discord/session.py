@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import logging
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -40,6 +41,7 @@ from adapter.backends.base import (
     Operation,
     PressButton,
     RecoveryProbe,
+    ResultRef,
     Shorten,
 )
 from adapter.backends.health import AccountHealthMixin
@@ -60,12 +62,15 @@ from adapter.backends.discord.errors import (
     Forbidden,
     GatewayFatal,
     InvalidFormBody,
+    OutcomeUnknown,
+    RateLimitExhausted,
     Unauthorized,
 )
 from adapter.backends.discord.gateway import GatewayClient, GatewayState
 from adapter.backends.discord.identity import BrowserIdentity
-from adapter.backends.discord.messages import MjMessage, classify
+from adapter.backends.discord.messages import EPHEMERAL, MjMessage, classify
 from adapter.backends.discord.rest import DiscordRest, UploadedAttachment
+from adapter.backends.discord.seeds import CANCEL, ENVELOPE, SeedWaiters, parse_seed_reply
 from adapter.domain.actions import BOT_APPLICATION_IDS, Bot, Mode
 from adapter.domain.buttons import (
     CUSTOM_ZOOM_FIELD,
@@ -82,13 +87,18 @@ log = logging.getLogger(__name__)
 _BLEND_DIMENSIONS = {"portrait": "--ar 2:3", "square": "--ar 1:1", "landscape": "--ar 3:2"}
 _ACCOUNT_PAUSE_TITLES = ("action needed", "action required", "pending mod message")
 _ACCOUNT_DISABLE_TITLES = ("blocked", "plan cancelled", "subscription required", "subscription paused", "tos not accepted")
+_UNKNOWN_MESSAGE = 10008  # Discord's code for a deleted / unknown message
+_STOPPED = re.compile(r"\((?:stopped|cancell?ed)\)", re.IGNORECASE)
 
 
 class DiscordAccountOptions(msgspec.Struct, kw_only=True, frozen=True):
     id: str
     token: str
-    guild_id: str
     channel_id: str
+    guild_id: str | None = None  # None: channel_id is the account's DM channel with the bot
+    # the DM channel with the Midjourney bot, where it sends seeds; found through Discord when
+    # not given (POST /users/@me/channels)
+    dm_channel_id: str | None = None
     modes: tuple[Mode, ...] = (Mode.FAST, Mode.RELAX)
     concurrency: int = 3
     queue_size: int = 10
@@ -105,7 +115,13 @@ class DiscordAccountOptions(msgspec.Struct, kw_only=True, frozen=True):
     modal_timeout_seconds: float = 30.0
     connect_timeout_seconds: float = 30.0
     history_pages: int = 4  # recovery looks this many pages of 50 back
+    # An interaction whose POST got a 5xx or no answer may or may not have been taken. Discord
+    # announces every interaction it creates (INTERACTION_CREATE) at once, and the bot must
+    # answer within 3 s; with the gateway continuously connected, this long a silence proves
+    # it was not taken, so it can be sent again without a duplicate.
+    ack_grace_seconds: float = 10.0
     invalid_session_delay: tuple[float, float] = (1.0, 5.0)  # Discord asks for a 1-5 s pause
+    seed_timeout_seconds: float = 60.0  # how long the bot's seed DM may take after the ✉️
 
 
 def _fail(category: ErrorCategory, message: str, title: str | None = None) -> JobFailed:
@@ -136,8 +152,16 @@ class DiscordAccount(AccountHealthMixin):
             rng=self._rng,
             invalid_session_delay=options.invalid_session_delay,
         )
-        self._channel = Channel(guild_id=options.guild_id, channel_id=options.channel_id)
-        self._commands = CommandCache(self._rest, options.guild_id)
+        self._channel = Channel(guild_id=options.guild_id or None, channel_id=options.channel_id)
+        self._commands = CommandCache(self._rest, options.guild_id or None, options.channel_id)
+        # seeds: the DM channel per bot, the callers waiting for a DM, one lookup per job hash
+        self._dm_channels: dict[Bot, str] = {}
+        if options.dm_channel_id:
+            self._dm_channels[Bot.MIDJOURNEY] = options.dm_channel_id
+        elif not options.guild_id:
+            self._dm_channels[Bot.MIDJOURNEY] = options.channel_id
+        self._seed_waiters = SeedWaiters()
+        self._seed_lookups: dict[str, asyncio.Task[str]] = {}
         self._registry = Registry()
         self._snowflakes = SnowflakeGenerator(worker=self._rng.randrange(32))
         self._running = 0
@@ -151,6 +175,15 @@ class DiscordAccount(AccountHealthMixin):
         self._bot_ids = set(BOT_APPLICATION_IDS.values())
         self._modes = tuple(options.modes)
         self.interactions_sent = 0
+        # Gateway continuity: a new session (not a resume) means events may have been missed.
+        self._session_seen: str | None = None
+        self._epoch = 0  # bumped on every loss of continuity
+        self._reconciling: asyncio.Task[None] | None = None
+        self._replay: asyncio.Task[None] | None = None
+        self._replay_since_ms: int | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self.reconciles = 0
+        self._draining = False
 
     # --- Account protocol ---------------------------------------------------------------------
 
@@ -169,6 +202,7 @@ class DiscordAccount(AccountHealthMixin):
             waiting=self._waiting,
             concurrency=self.options.concurrency,
             queue_size=self.options.queue_size,
+            until_ms=self._until_ms,
         )
 
     def _connected(self) -> bool:
@@ -192,7 +226,19 @@ class DiscordAccount(AccountHealthMixin):
         if self._state in (AccountState.CONNECTING, AccountState.RECONNECTING):
             self._set_state(AccountState.READY, None)
 
+    async def drain(self, timeout: float) -> None:
+        self._draining = True
+        try:
+            async with asyncio.timeout(timeout):
+                async with self._pace_lock:  # the interaction being sent, if any, has gone out
+                    pass
+        except TimeoutError:
+            log.warning("account %s: an interaction was still being sent after %.0f s of shutdown", self.id, timeout)
+
     async def close(self) -> None:
+        for task in [*self._background]:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         for p in list(self._registry):
             if not p.done:
                 p.future.set_exception(NotSent(BackendError(category=ErrorCategory.ACCOUNT, message="The account was closed.")))
@@ -228,8 +274,14 @@ class DiscordAccount(AccountHealthMixin):
         p = Pending(kind="mode", emit=lambda ev: None)
         await self._send(p, lambda nonce: slash_command(channel=self._channel, session_id=self._session(), nonce=nonce, command=cmd), None)
         try:
+            # INTERACTION_SUCCESS or the bot's answer ("Done!"), whichever Discord sends
             async with asyncio.timeout(self.options.modal_timeout_seconds):
                 await p.acknowledged
+        except TimeoutError:
+            # the job itself was not sent: another account (or a later try) may run it
+            raise NotSent(
+                BackendError(category=ErrorCategory.RETRYABLE, message=f"Midjourney did not confirm the switch to {mode.value} mode.")
+            ) from None
         finally:
             self._registry.remove(p)
         self._mj_mode[bot] = mode
@@ -246,6 +298,7 @@ class DiscordAccount(AccountHealthMixin):
             prompt = f"{prompt} --{mode.value}"
         cmd = await self._command(BOT_APPLICATION_IDS[op.bot], "imagine")
         p = Pending(kind="imagine", emit=emit, prompt=prompt)
+        emit(JobEvent(kind="sending", prompt=prompt))  # kept with the job: recovery matches on it
         return await self._until_done(
             p,
             lambda nonce: slash_command(
@@ -400,17 +453,24 @@ class DiscordAccount(AccountHealthMixin):
         refreshed and retried once."""
         if p not in list(self._registry):
             self._registry.add(p)
-        stale = False
+        stale = uncertain = False
         async with self._paced():
             nonce = self._snowflakes.next()
             p.nonces.add(nonce)
             if before_send is not None:
                 await before_send(nonce)
             payload = build(nonce)
+            epoch = self._epoch
+            p.sent_at_ms = int(time.time() * 1000)
             try:
                 await self._post(payload)
             except InvalidFormBody:
                 stale = True
+            except OutcomeUnknown as exc:
+                log.warning("account %s: interaction %s answered %s; looking for evidence", self.id, nonce, exc.status or "nothing")
+                uncertain = True
+        if uncertain:
+            await self._confirm_taken(p, epoch)
         if stale:
             if payload.get("type") != 2:
                 raise _fail(ErrorCategory.INVALID_REQUEST, "Discord rejected the interaction (invalid form body).")
@@ -436,12 +496,34 @@ class DiscordAccount(AccountHealthMixin):
             raise _fail(ErrorCategory.ACCOUNT, "The Discord account's token was refused.") from None
         except Forbidden:
             raise _fail(ErrorCategory.ACCOUNT, "Discord refused the interaction (403): check the account's access to the channel.") from None
-        except InvalidFormBody:
+        except (InvalidFormBody, OutcomeUnknown):
             raise
+        except RateLimitExhausted as exc:
+            # nothing was sent: the limiter refused to wait that long
+            raise NotSent(BackendError(category=ErrorCategory.QUEUE_FULL, message=f"Discord rate limits this account for {exc.retry_after:.0f} s")) from None
         except DiscordError as exc:
             raise _fail(ErrorCategory.RETRYABLE, f"Discord answered {exc.status}: {exc.message}") from None
         finally:
             self.interactions_sent += 1
+
+    async def _confirm_taken(self, p: Pending, epoch: int) -> None:
+        """After an ambiguous POST: go on if Discord shows the interaction exists; raise NotSent
+        if an unbroken gateway stayed silent past the grace (it was not taken); otherwise (the
+        session was lost meanwhile) keep following the job: reconciliation decides."""
+        deadline = time.monotonic() + self.options.ack_grace_seconds
+        while time.monotonic() < deadline:
+            if p.done or p.seen_message or p.interaction_ids or p.acknowledged.done() or p.modal.done():
+                return
+            if self._epoch != epoch:
+                return
+            await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        # A dropped socket that resumes gets the missed events replayed before RESUMED: wait
+        # for it (the job's own timeout bounds this), then judge.
+        while self._gateway.state is not GatewayState.READY and self._epoch == epoch and not p.done:
+            await asyncio.sleep(0.05)
+        if p.done or p.seen_message or p.interaction_ids or p.acknowledged.done() or p.modal.done() or self._epoch != epoch:
+            return
+        raise NotSent(BackendError(category=ErrorCategory.RETRYABLE, message="Discord did not take the interaction (no trace of it after an error answer)"))
 
     @contextlib.asynccontextmanager
     async def _paced(self) -> AsyncIterator[None]:
@@ -454,26 +536,38 @@ class DiscordAccount(AccountHealthMixin):
         finally:
             self._waiting -= 1
         try:
+            if self._draining:
+                raise NotSent(BackendError(category=ErrorCategory.ACCOUNT, message="the service is shutting down"))
             self._check_ready()
-            today = dt.datetime.now(dt.timezone.utc).date()
-            if self._day != today:
-                self._day, self._day_count = today, 0
-            if self.options.daily_cap is not None and self._day_count >= self.options.daily_cap:
-                self._set_state(AccountState.COOLING_DOWN, "daily interaction cap reached")
+            self._roll_day()
+            if self._cap_reached():
                 self._cool_until_midnight()
-                raise NotSent(BackendError(category=ErrorCategory.ACCOUNT, message="daily interaction cap reached"))
+                self._check_ready()
             gap = self.options.min_gap_seconds + self._rng.uniform(0, self.options.gap_jitter_seconds)
             wait = self._last_interaction + gap - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
+            if self._draining:
+                raise NotSent(BackendError(category=ErrorCategory.ACCOUNT, message="the service is shutting down"))
             self._check_ready()  # it may have paused while we waited
             self._day_count += 1
             try:
                 yield
             finally:
                 self._last_interaction = time.monotonic()
+                if self._cap_reached():
+                    # say so now, so the scheduler sends the next jobs elsewhere or refuses them
+                    self._cool_until_midnight()
         finally:
             self._pace_lock.release()
+
+    def _roll_day(self) -> None:
+        today = dt.datetime.now(dt.timezone.utc).date()
+        if self._day != today:
+            self._day, self._day_count = today, 0
+
+    def _cap_reached(self) -> bool:
+        return self.options.daily_cap is not None and self._day_count >= self.options.daily_cap
 
     def _check_ready(self) -> None:
         if self._state is not AccountState.READY:
@@ -481,13 +575,18 @@ class DiscordAccount(AccountHealthMixin):
             raise NotSent(BackendError(category=ErrorCategory.ACCOUNT, message=f"account {self.id} is {self._state.value}{reason}"))
 
     def _cool_until_midnight(self) -> None:
+        if self._state is AccountState.COOLING_DOWN:
+            return
         now = dt.datetime.now(dt.timezone.utc)
         midnight = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
+        reason = f"daily interaction cap ({self.options.daily_cap}) reached; it resets at 00:00 UTC"
+        self._set_state(AccountState.COOLING_DOWN, reason, until_ms=int(midnight.timestamp() * 1000))
         asyncio.get_running_loop().call_later((midnight - now).total_seconds() + 1, self._end_cooldown)
 
     def _end_cooldown(self) -> None:
         if self._state is AccountState.COOLING_DOWN:
-            self._set_state(AccountState.READY, None)
+            self._roll_day()
+            self._set_state(AccountState.READY if self._connected() else AccountState.RECONNECTING, None)
 
     async def _command(self, application_id: str, name: str) -> Any:
         try:
@@ -534,7 +633,19 @@ class DiscordAccount(AccountHealthMixin):
                     p.future.set_exception(_fail(ErrorCategory.ACCOUNT, f"The Discord account was disabled: {reason or 'gateway refused it'}."))
         elif state is GatewayState.READY:
             self._user_id = self._gateway.user_id
-            if self._state in (AccountState.CONNECTING, AccountState.RECONNECTING):
+            sid = self._gateway.session_id
+            lost = self._session_seen is not None and sid != self._session_seen
+            self._session_seen = sid
+            if lost:
+                # A new session, not a resume: whatever Discord sent meanwhile is gone. Nothing
+                # new is sent on this account until its running jobs are reconciled.
+                self._epoch += 1
+                if any(not p.done and p.kind != "mode" for p in self._registry):
+                    if self._state in (AccountState.CONNECTING, AccountState.RECONNECTING, AccountState.READY):
+                        self._set_state(AccountState.RECONNECTING, "new gateway session; reconciling running jobs")
+                    self._reconciling = self._spawn(self._reconcile(), f"reconcile-{self.id}")
+                    return
+            if self._state in (AccountState.CONNECTING, AccountState.RECONNECTING) and self._reconciling is None:
                 self._set_state(AccountState.READY, None)
         elif state in (GatewayState.RECONNECTING, GatewayState.RESUMING, GatewayState.CONNECTING):
             if self._state is AccountState.READY:
@@ -548,8 +659,10 @@ class DiscordAccount(AccountHealthMixin):
                 self._on_delete(data)
             elif event in ("INTERACTION_CREATE", "INTERACTION_SUCCESS"):
                 if p := self._registry.by_nonce(_s(data.get("nonce"))):
-                    if iid := _s(data.get("id")):
+                    if (iid := _s(data.get("id"))) and iid not in p.interaction_ids:
                         p.interaction_ids.add(iid)
+                        # persisted at once: the final message names only this id
+                        p.emit(JobEvent(kind="submitted", interaction_ids=tuple(sorted(p.interaction_ids))))
                     if event == "INTERACTION_SUCCESS" and not p.acknowledged.done():
                         p.acknowledged.set_result(None)
             elif event == "INTERACTION_FAILURE":
@@ -596,10 +709,15 @@ class DiscordAccount(AccountHealthMixin):
                 p.future.set_exception(JobFailed(exc.error))
 
     def _on_message(self, data: dict[str, Any]) -> None:
+        if self._on_seed_dm(data):
+            return
         if _s(data.get("channel_id")) != self.options.channel_id:
             return
         m = classify(data, bot_ids=self._bot_ids)
         if m.kind == "other":
+            self._on_other(m)
+            return
+        if self._on_cancelled_update(m):
             return
         if m.kind == "error" and m.error is not None and m.error.category is ErrorCategory.ACCOUNT:
             self._account_problem(m)
@@ -626,12 +744,17 @@ class DiscordAccount(AccountHealthMixin):
         if m.kind == "error" and m.error is not None:
             p.future.set_exception(_fail(m.error.category, _error_text(m), m.error.title))
             return
+        # Ephemeral messages ("Job queued", settings) never reach channel history: they must
+        # not become the job's anchor for recovery.
+        lasting = bool(m.message_id) and not (m.flags & EPHEMERAL)
         if m.kind == "queued":
-            p.emit(JobEvent(kind="queued", message_id=m.message_id or None))
+            p.emit(JobEvent(kind="queued", message_id=m.message_id if lasting else None))
             return
         if m.kind in ("waiting", "progress"):
             if m.message_id:
                 p.message_ids.add(m.message_id)
+                if lasting:
+                    p.anchors.add(m.message_id)
                 if p.delete_timer:  # it is still alive after all
                     p.delete_timer.cancel()
                     p.delete_timer = None
@@ -641,7 +764,7 @@ class DiscordAccount(AccountHealthMixin):
                     progress=m.progress,
                     preview_url=m.image_url if m.kind == "progress" else None,
                     prompt=m.prompt,
-                    message_id=m.message_id or None,
+                    message_id=m.message_id if lasting else None,
                     mode=m.mode,
                     interaction_ids=tuple(sorted(p.interaction_ids)),
                 )
@@ -688,10 +811,14 @@ class DiscordAccount(AccountHealthMixin):
         loop = asyncio.get_running_loop()
 
         def moderated() -> None:
-            if not p.done:
-                p.future.set_exception(
-                    _fail(ErrorCategory.CONTENT_POLICY, "Midjourney removed the job before it finished (moderation).")
-                )
+            if p.done:
+                return
+            if p.cancelling:
+                p.future.set_exception(_fail(ErrorCategory.CANCELLED, "Cancelled in Midjourney (❌ on its progress message)."))
+                return
+            p.future.set_exception(
+                _fail(ErrorCategory.CONTENT_POLICY, "Midjourney removed the job before it finished (moderation).")
+            )
 
         p.delete_timer = loop.call_later(self.options.delete_grace_seconds, moderated)
 
@@ -706,13 +833,168 @@ class DiscordAccount(AccountHealthMixin):
         elif title.startswith(_ACCOUNT_PAUSE_TITLES):
             self.pause(f"Midjourney: {m.error.title if m.error else title} (a human must act in Discord)")
 
+    # --- answers that are not job messages ----------------------------------------------------
+
+    def _on_other(self, m: MjMessage) -> None:
+        """A bot message with no job shape, tied to one of our interactions by a strong key
+        (nonce, interaction id): it acknowledges a mode switch ("Done!") when
+        INTERACTION_SUCCESS did not, and it is the whole answer of a pass-through button
+        (e.g. the like button's "You have successfully rated this job")."""
+        if m.bot is None:
+            return
+        p = self._registry.by_nonce(m.nonce)
+        if p is None and m.interaction_id:
+            p = next((q for q in self._registry if m.interaction_id in q.interaction_ids), None)
+        if p is None or p.done:
+            return
+        if p.kind == "mode":
+            if not p.acknowledged.done():
+                p.acknowledged.set_result(None)
+            return
+        if p.kind == "button" and p.button is not None and not p.button.known and m.content.strip():
+            self._complete(p, m, texts=(m.content.strip(),))
+
+    def _on_cancelled_update(self, m: MjMessage) -> bool:
+        """After ❌, Midjourney may leave the progress message marked stopped instead of
+        deleting it: that ends the job as cancelled too."""
+        if m.kind not in ("progress", "waiting") or not m.message_id:
+            return False
+        p = self._registry.by_message(m.message_id)
+        if p is None or p.done or not p.cancelling or not _STOPPED.search(m.content):
+            return False
+        p.future.set_exception(_fail(ErrorCategory.CANCELLED, "Cancelled in Midjourney (❌ on its progress message)."))
+        return True
+
+    # --- seeds and cancels (reactions) --------------------------------------------------------
+
+    async def seed(self, result: ResultRef) -> str:
+        """React ✉️ to a finished job's message and read the seed from the bot's DM. Callers
+        asking for the same job at once share one reaction."""
+        job_hash = (result.job_hash or "").lower()
+        if not job_hash:
+            raise _fail(ErrorCategory.INVALID_REQUEST, "This result has no Midjourney job id, so its seed cannot be asked for.")
+        task = self._seed_lookups.get(job_hash)
+        if task is None or task.done():
+            task = self._seed_lookups[job_hash] = self._spawn(self._lookup_seed(result, job_hash), f"seed-{job_hash[:8]}")
+            task.add_done_callback(lambda t: self._seed_lookups.pop(job_hash, None) if self._seed_lookups.get(job_hash) is t else None)
+        return await asyncio.shield(task)
+
+    async def _lookup_seed(self, result: ResultRef, job_hash: str) -> str:
+        waiter = self._seed_waiters.wait_for(job_hash)
+        try:
+            dm = await self._dm_channel(result.bot)
+            # The bot answers a reaction once: a seed asked for before is already in the DM.
+            if dm and (found := await self._seed_in_history(dm, job_hash)):
+                return found
+            half = self.options.seed_timeout_seconds / 2
+            await self._react(result.message_id, ENVELOPE)
+            try:
+                return await asyncio.wait_for(asyncio.shield(waiter), half)
+            except TimeoutError:
+                pass
+            # Our ✉️ may have been there already (an earlier try): adding it again is no new
+            # reaction for the bot, so take it back and react once more.
+            await self._react(result.message_id, ENVELOPE, remove=True)
+            await self._react(result.message_id, ENVELOPE)
+            try:
+                return await asyncio.wait_for(asyncio.shield(waiter), half)
+            except TimeoutError:
+                pass
+            if dm and (found := await self._seed_in_history(dm, job_hash)):
+                return found
+            raise _fail(ErrorCategory.TIMEOUT, f"Midjourney did not send the seed within {self.options.seed_timeout_seconds:g} s.")
+        finally:
+            self._seed_waiters.discard(job_hash, waiter)
+
+    def _on_seed_dm(self, data: dict[str, Any]) -> bool:
+        """A seed DM (in any channel: it is matched by the job it names). True if it was one,
+        so that it is never read as a job message (in a DM-channel account it lands in the
+        job channel)."""
+        reply = parse_seed_reply(data, bot_ids=self._bot_ids)
+        if reply is None:
+            return False
+        if not self._seed_waiters.deliver(reply):
+            log.debug("account %s: seed DM for %s with nobody waiting", self.id, reply.job_hash)
+        return True
+
+    async def _dm_channel(self, bot: Bot) -> str | None:
+        """The DM channel with a bot: configured, or opened (Discord returns the existing one).
+        None if Discord refuses; seeds still arrive over the gateway, only the DM history
+        cannot be read then."""
+        if (known := self._dm_channels.get(bot)) is not None:
+            return known
+        try:
+            channel_id = await self._rest.open_dm(BOT_APPLICATION_IDS[bot])
+        except DiscordError as exc:
+            log.warning("account %s: cannot open the DM channel with %s (%s)", self.id, bot.value, exc.status)
+            return None
+        self._dm_channels[bot] = channel_id
+        return channel_id
+
+    async def _seed_in_history(self, channel_id: str, job_hash: str) -> str | None:
+        try:
+            messages = await self._rest.get_messages(channel_id, limit=50)
+        except DiscordError as exc:
+            log.info("account %s: cannot read the DM channel (%s)", self.id, exc.status)
+            return None
+        for raw in messages:
+            reply = parse_seed_reply(raw, bot_ids=self._bot_ids)
+            if reply is not None and reply.job_hash == job_hash:
+                return reply.seed
+        return None
+
+    async def _react(self, message_id: str, emoji: str, *, remove: bool = False) -> None:
+        """Add (or take back) the user's reaction on a message of the account's channel,
+        paced like an interaction."""
+        try:
+            async with self._paced():
+                if remove:
+                    await self._rest.remove_reaction(self.options.channel_id, message_id, emoji)
+                else:
+                    await self._rest.add_reaction(self.options.channel_id, message_id, emoji)
+        except Unauthorized:
+            self._set_state(AccountState.DISABLED, "Discord refused the token (401): sign in again and update it")
+            raise _fail(ErrorCategory.ACCOUNT, "The Discord account's token was refused.") from None
+        except CaptchaRequired:
+            self.pause("Discord asked for a captcha: a human must sign in to this account in a browser and solve it")
+            raise _fail(ErrorCategory.ACCOUNT, "The Discord account needs a captcha solved.") from None
+        except DiscordError as exc:
+            if exc.code == _UNKNOWN_MESSAGE or exc.status == 404:
+                raise _fail(ErrorCategory.INVALID_REQUEST, "The message is no longer in Discord.") from None
+            if exc.status == 403:
+                raise _fail(ErrorCategory.ACCOUNT, "Discord refused the reaction (403): check the account's access to the channel.") from None
+            raise _fail(ErrorCategory.RETRYABLE, f"Discord answered {exc.status}: {exc.message}") from None
+
+    async def cancel_running(self, progress_message_id: str) -> bool:
+        """React ❌ on a running job's progress message: Midjourney stops the job and deletes
+        (or marks stopped) that message, and the job fails with category CANCELLED. Never
+        reacts on a result: ❌ on a finished image deletes it."""
+        if not progress_message_id or self._registry.is_claimed(progress_message_id):
+            return False
+        p = self._registry.by_message(progress_message_id)
+        if p is not None and p.done:
+            return False
+        if p is not None:
+            p.cancelling = True
+        try:
+            await self._react(progress_message_id, CANCEL)
+        except JobFailed as exc:
+            if p is not None:
+                p.cancelling = False
+            if exc.error.category is ErrorCategory.INVALID_REQUEST:
+                return False  # the progress message is gone: nothing left to stop
+            raise
+        return True
+
     # --- recovery -----------------------------------------------------------------------------
 
     async def recover(self, probe: RecoveryProbe, emit: EventSink) -> JobOutput:
-        """Find a job sent before a restart in the channel history, without sending anything."""
+        """Find a job sent before a restart, without sending anything: from the channel history
+        first, then from live events (it may still sit in Midjourney's queue). Never invents an
+        outcome: a job whose message vanished with no result fails as unknown, not moderated."""
         op = probe.operation
         kind: OpKind = _kind_of(op)
-        prompt = probe.prompt if kind == "imagine" else None
+        prompt = probe.prompt if kind in ("imagine", "blend") else None
         button = parse_custom_id(op.custom_id) if isinstance(op, PressButton) else None
         p = Pending(
             kind=kind,
@@ -726,27 +1008,78 @@ class DiscordAccount(AccountHealthMixin):
         p.interaction_ids.update(probe.interaction_ids)
         if probe.progress_message_id:
             p.message_ids.add(probe.progress_message_id)
+            p.anchors.add(probe.progress_message_id)
+        p.sent_at_ms = probe.submitted_at_ms
+        p.seen_message = bool(probe.progress_message_id)
         # register first so that live events from now on are not missed while history loads
         self._registry.add(p)
         try:
-            history = await self._history(probe.submitted_at_ms)
-            # oldest first, so progress is applied before the final message
-            for raw in reversed(history):
-                m = classify(raw, bot_ids=self._bot_ids)
-                if m.kind == "other" or p.done:
-                    continue
-                if self._registry.is_claimed(m.message_id):
-                    continue
-                if self._registry.match(m) is p:
-                    self._apply(p, m)
-            if not p.done and not p.message_ids:
-                raise _fail(ErrorCategory.RETRYABLE, "The job was lost while the service restarted: Midjourney has no trace of it.")
-            if not p.done and p.message_ids and not any(str(r.get("id")) in p.message_ids for r in history):
-                # its progress message is gone and no result arrived
-                raise _fail(ErrorCategory.CONTENT_POLICY, "Midjourney removed the job while the service was restarting.")
+            await self._replay_history()
             return await p.future
         finally:
             self._registry.remove(p)
+
+    async def _reconcile(self) -> None:
+        """After a loss of gateway continuity: bring every running job up to date from the
+        channel history, then take new work again."""
+        try:
+            await self._replay_history()
+            self.reconciles += 1
+            log.info("account %s: reconciled after a new gateway session", self.id)
+        finally:
+            self._reconciling = None
+            if self._state is AccountState.RECONNECTING and self._gateway.state is GatewayState.READY:
+                self._set_state(AccountState.READY, None)
+
+    async def _replay_history(self) -> None:
+        """Apply the channel history to every running job. Concurrent callers (many jobs
+        recovered at once) share one read of the history."""
+        if self._replay is None or self._replay.done():
+            self._replay = self._spawn(self._read_and_apply_history(), f"history-{self.id}")
+        await asyncio.shield(self._replay)
+
+    async def _read_and_apply_history(self) -> None:
+        await asyncio.sleep(0.05)  # let the other jobs recovered in the same moment register
+        live = [p for p in self._registry if not p.done and p.kind != "mode"]
+        if not live:
+            return
+        now_ms = int(time.time() * 1000)
+        since_ms = min(p.sent_at_ms or now_ms for p in live)
+        history: list[dict[str, Any]] | None = None
+        for attempt in range(5):
+            try:
+                history = await self._history(since_ms)
+                break
+            except DiscordError as exc:
+                log.warning("account %s: cannot read the channel history (%s); retrying", self.id, exc.status)
+                await asyncio.sleep(min(8.0, 0.5 * 2**attempt))
+        if history is None:
+            # live events still reach the jobs; their timeouts bound the wait
+            log.error("account %s: channel history unreadable; running jobs wait for live events only", self.id)
+            return
+        present = {str(r.get("id")) for r in history}
+        # oldest first, so progress is applied before the final message
+        for raw in reversed(history):
+            if _s(raw.get("channel_id")) not in (None, self.options.channel_id):
+                continue
+            m = classify(raw, bot_ids=self._bot_ids)
+            if m.kind == "other" or self._registry.is_claimed(m.message_id):
+                continue
+            q = self._registry.match(m)
+            if q is not None and q in live:
+                self._apply(q, m)
+        for q in live:
+            if not q.done and q.anchors and not (q.anchors & present):
+                # Its message is gone and no result of it is in the history. Midjourney deletes
+                # a job's message when it finishes (the result is a new message) and when it
+                # removes the job; we cannot tell which from here, so we do not guess.
+                q.future.set_exception(
+                    _fail(
+                        ErrorCategory.OUTCOME_UNKNOWN,
+                        "The outcome of this job is unknown: its Midjourney message disappeared while the service "
+                        "could not watch, and no result of it is in the channel history.",
+                    )
+                )
 
     async def _history(self, since_ms: int) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -760,6 +1093,12 @@ class DiscordAccount(AccountHealthMixin):
             if snowflake_time_ms(before) < since_ms - 60_000:
                 break
         return out
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     # --- state --------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import asyncio
 import base64
 import logging
 import secrets
+import time
 import urllib.parse
 from typing import Any
 
@@ -35,6 +36,7 @@ from adapter.backends.base import (
     Operation,
     PressButton,
     RecoveryProbe,
+    ResultRef,
     Shorten,
 )
 from adapter.backends.health import AccountHealthMixin
@@ -97,6 +99,8 @@ class ProviderAccount(AccountHealthMixin):
             options.base_url, options.secret, timeout=options.request_timeout_seconds, mode_prefix=options.mode_prefix
         )
         self._running = 0
+        self._sending = 0  # submits on their way upstream
+        self._draining = False
         self._background: set[asyncio.Task[Any]] = set()
         self._closed = False
 
@@ -138,6 +142,7 @@ class ProviderAccount(AccountHealthMixin):
             waiting=0,
             concurrency=self.options.concurrency,
             queue_size=self.options.queue_size,
+            until_ms=self._until_ms,
         )
 
     async def start(self) -> None:
@@ -162,12 +167,24 @@ class ProviderAccount(AccountHealthMixin):
         try:
             endpoint, body = self._request(op, mode)
             nonce = secrets.token_hex(8)
-            if before_send is not None:
-                await before_send(nonce)
-            task_id = await self._send(endpoint, body, mode, op, emit, nonce)
+            if self._draining:
+                raise NotSent(BackendError(category=ErrorCategory.ACCOUNT, message="the service is shutting down"))
+            self._sending += 1
+            try:
+                if before_send is not None:
+                    await before_send(nonce)
+                task_id = await self._send(endpoint, body, mode, op, emit, nonce)
+            finally:
+                self._sending -= 1
             return await self._follow(task_id, op, mode, emit)
         finally:
             self._running -= 1
+
+    async def drain(self, timeout: float) -> None:
+        self._draining = True
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._sending and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
 
     async def recover(self, probe: RecoveryProbe, emit: EventSink) -> JobOutput:
         """Find the upstream task by the id recorded with the job's first event; never submits."""
@@ -344,6 +361,30 @@ class ProviderAccount(AccountHealthMixin):
 
     # --- health -------------------------------------------------------------------------------
 
+    async def seed(self, result: ResultRef) -> str:
+        """The upstream task's seed, through the provider's own image-seed (Plus)."""
+        try:
+            status, body = await self._client.task_call("GET", result.message_id, "image-seed")
+        except UpstreamError as exc:
+            raise self._upstream_failure(exc) from None
+        data = body if isinstance(body, dict) else {}
+        value = data.get("result")
+        if data.get("code") == 1 and isinstance(value, (str, int)) and str(value).strip().isdigit():
+            return str(value).strip()
+        reason = str(data.get("description") or f"HTTP {status}")
+        category = ErrorCategory.INVALID_REQUEST if status in (400, 404) or data.get("code") in (3, 4) else ErrorCategory.RETRYABLE
+        raise _fail(category, f"The provider did not give the seed: {reason}")
+
+    async def cancel_running(self, progress_message_id: str) -> bool:
+        """Cancel the upstream task (its id is this account's progress message id)."""
+        if not progress_message_id:
+            return False
+        try:
+            _status, body = await self._client.task_call("POST", progress_message_id, "cancel")
+        except UpstreamError as exc:
+            raise self._upstream_failure(exc) from None
+        return isinstance(body, dict) and body.get("code") == 1
+
     def _upstream_failure(self, exc: UpstreamError) -> JobFailed:
         if exc.kind == "auth":
             self._set_state(AccountState.DISABLED, f"provider {exc.message}: check the account's secret")
@@ -373,7 +414,8 @@ class ProviderAccount(AccountHealthMixin):
     def _cool_down(self, reason: str) -> None:
         if self._state is not AccountState.READY:
             return
-        self._set_state(AccountState.COOLING_DOWN, reason)
+        until = int((time.time() + self.options.cooldown_seconds) * 1000)
+        self._set_state(AccountState.COOLING_DOWN, reason, until_ms=until)
 
         async def back() -> None:
             await asyncio.sleep(self.options.cooldown_seconds)

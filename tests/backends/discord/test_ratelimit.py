@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from adapter.backends.discord.errors import RateLimitExhausted
+from adapter.backends.discord.errors import OutcomeUnknown, RateLimitExhausted
 from adapter.backends.discord.identity import BrowserIdentity
 from adapter.backends.discord.ratelimit import RateLimiter, route_key
 from adapter.backends.discord.rest import DiscordRest
@@ -143,9 +143,41 @@ async def test_429_exhausts_attempts() -> None:
         rest = make_rest(server, max_attempts=3)
         with pytest.raises(RateLimitExhausted) as caught:
             async with asyncio.timeout(WAIT):
-                await rest.post_interaction({})
+                await rest.get_messages(CHANNEL)
         assert len(server.requests) == 3
         assert caught.value.retry_after == pytest.approx(0.05)
+        await rest.aclose()
+
+
+async def test_interaction_429s_are_sent_again_past_max_attempts() -> None:
+    """A 429 means Discord did not take the interaction: it goes again after every wait, and
+    only the caller's deadline limits how often."""
+    answers = [too_many(0.02) for _ in range(7)] + [HttpResponse(204)]
+
+    async def handler(request: HttpRequest) -> HttpResponse:
+        return answers.pop(0)
+
+    async with FakeHttpServer(handler) as server:
+        rest = make_rest(server, max_attempts=3)
+        async with asyncio.timeout(WAIT):
+            await rest.post_interaction({})
+        assert len(server.requests) == 8
+        assert all(r.path == "/api/v9/interactions" for r in server.requests)
+        await rest.aclose()
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+async def test_interaction_5xx_is_ambiguous_and_never_resent(status: int) -> None:
+    async def handler(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(status, {"message": "upstream trouble", "code": 0})
+
+    async with FakeHttpServer(handler) as server:
+        rest = make_rest(server, max_attempts=5)
+        with pytest.raises(OutcomeUnknown) as caught:
+            async with asyncio.timeout(WAIT):
+                await rest.post_interaction({})
+        assert caught.value.status == status
+        assert len(server.requests) == 1
         await rest.aclose()
 
 
