@@ -60,6 +60,11 @@ class BehaviourBody(msgspec.Struct):
     interaction_events_fallback: bool | None = None
 
 
+class GuildAppsBody(msgspec.Struct):
+    apps: list[str]
+    user_id: str | None = None
+
+
 class BumpBody(msgspec.Struct):
     name: str | None = None
 
@@ -149,5 +154,6 @@ def control_routes(ctx: SimContext) -> list[HTTPRouteHandler]:
         handler("faults/bump-command-versions", BumpBody, lambda b: faults.bump_command_versions(b.name)),
         handler("faults/reset", None, lambda b: faults.reset()),
         handler("settings", SettingsBody, lambda b: faults.set_settings(b.user_id, remix=b.remix, mode=b.mode)),
+        handler("guild-apps", GuildAppsBody, lambda b: faults.set_guild_apps(b.apps, b.user_id)),
         handler("behaviour", BehaviourBody, lambda b: faults.set_behaviour(b.user_id, interaction_events_fallback=b.interaction_events_fallback)),
     ]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from adapter.domain.actions import Mode
+from adapter.domain.actions import BOT_APPLICATION_IDS, Mode
 
 if TYPE_CHECKING:
     from adapter.simulator.context import SimContext
@@ -128,6 +128,17 @@ class Faults:
             if interaction_events_fallback is not None:
                 user.interaction_events_fallback = interaction_events_fallback
         return len(users)
+
+    def set_guild_apps(self, apps: list[str], user_id: str | None = None) -> int:
+        """Which bots are in the guild of this user (every guild when None): the guild's command
+        index lists only theirs. The commands still work (Midjourney and Niji are user-installable)."""
+        known = set(BOT_APPLICATION_IDS.values())
+        if not apps or any(a not in known for a in apps):
+            raise ValueError(f"apps must be a non-empty list of {sorted(known)}")
+        guilds = [g for g in self._ctx.world.guilds.values() if user_id is None or user_id in g.member_ids]
+        for guild in guilds:
+            guild.app_ids = list(dict.fromkeys(apps))
+        return len(guilds)
 
     # --- armed for next time -----------------------------------------------------------------
 

@@ -240,7 +240,7 @@ def build_app(ctx: SimContext) -> ASGIApp:
             return json_response(404, {"message": "Unknown Guild", "code": 10004})
         if user.id not in guild.member_ids:
             return json_response(403, {"message": "Missing Access", "code": 50001})
-        return json_response(200, ctx.commands.index())
+        return json_response(200, index_of(tuple(guild.app_ids)))
 
     @get(api("/guilds/{guild_id:str}/application-command-index"))
     async def guild_command_index(request: Request[Any, Any, Any], guild_id: FromPath[str]) -> Response[bytes]:
@@ -248,6 +248,10 @@ def build_app(ctx: SimContext) -> ASGIApp:
         if refused or user is None:
             return refused or _unauthorized()
         return command_index(user, guild_id)
+
+    def apps_in(channel: Channel) -> tuple[str, ...]:
+        """The bots whose commands a channel offers: a DM's bot, or the bots of its guild."""
+        return channel.recipient_ids if channel.type == DM else tuple(world.guilds[channel.guild_id or ""].app_ids)
 
     def index_of(app_ids: tuple[str, ...] | None = None) -> dict[str, Any]:
         """The command index, for these applications only when given (a bot's DM)."""
@@ -268,8 +272,7 @@ def build_app(ctx: SimContext) -> ASGIApp:
             return refused or _unauthorized()
         if (bad := channel_guard(user, channel_id)) is not None:
             return bad
-        channel = world.channels[channel_id]
-        return json_response(200, index_of(channel.recipient_ids if channel.type == DM else None))
+        return json_response(200, index_of(apps_in(world.channels[channel_id])))
 
     @get(api("/users/@me/application-command-index"))
     async def user_command_index(request: Request[Any, Any, Any]) -> Response[bytes]:
@@ -341,7 +344,7 @@ def build_app(ctx: SimContext) -> ASGIApp:
             return refused or _unauthorized()
         if (bad := channel_guard(user, channel_id)) is not None:
             return bad
-        body = ctx.commands.index()
+        body = index_of(apps_in(world.channels[channel_id]))
         return json_response(200, {**body, "cursor": {"next": None, "previous": None, "repaired": None}})
 
     @post(api("/channels/{channel_id:str}/attachments"), status_code=200)

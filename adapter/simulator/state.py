@@ -112,6 +112,8 @@ class Guild:
         self.name = name
         self.channel_ids: list[str] = []
         self.member_ids: list[str] = []
+        # the bots added to the guild: whose commands its command index lists
+        self.app_ids: list[str] = list(BOT_APPLICATION_IDS.values())
 
 
 class Upload(msgspec.Struct, kw_only=True):

@@ -362,3 +362,25 @@ async def test_rate_limited_interactions_are_logged_with_429(sim: Simulator, cli
         logged = (await control.get("/_simulator/interactions")).json()
     assert sum(1 for rec in logged if rec["status"] == 429) == 2
 
+
+
+async def test_guild_apps_shape_the_command_indexes(sim: Simulator, client: Client) -> None:
+    async with httpx.AsyncClient(base_url=sim.base_url) as control:
+        r = await control.post("/_simulator/guild-apps", json={"user_id": client.user_id, "apps": [MJ_APP]})
+        assert r.json() == {"ok": True, "result": 1}
+        assert (await control.post("/_simulator/guild-apps", json={"apps": ["42"]})).status_code == 400
+    account = client.account
+    for path in (f"/guilds/{account.guild_id}/application-command-index", f"/channels/{account.channel_id}/application-command-index",
+                 f"/channels/{account.channel_id}/application-commands/search"):
+        body = (await client.rest.http.get(path)).json()
+        assert {c["application_id"] for c in body["application_commands"]} == {MJ_APP}, path
+    # the other guild still has both bots; the user's own index always lists both
+    other = Rest(sim, sim.accounts[1])
+    try:
+        body = (await other.http.get(f"/guilds/{sim.accounts[1].guild_id}/application-command-index")).json()
+        assert {c["application_id"] for c in body["application_commands"]} == {MJ_APP, NIJI_APP}
+    finally:
+        await other.aclose()
+    sim.faults.set_guild_apps([NIJI_APP])  # every guild
+    body = (await client.rest.http.get(f"/guilds/{account.guild_id}/application-command-index")).json()
+    assert {c["application_id"] for c in body["application_commands"]} == {NIJI_APP}
