@@ -113,6 +113,19 @@ class ProxyClient:
             raise UpstreamError("bad_response", "the provider's task answer is not a task")
         return data
 
+    async def task_call(self, method: str, task_id: str, action: str) -> tuple[int, Any]:
+        """GET/POST /mj/task/{id}/<action> (image-seed, cancel): (HTTP status, decoded body).
+        Refusals come back as they are; only transport and auth problems raise."""
+        response = await self._call(method, self.url(f"/task/{task_id}/{action}"), {} if method == "POST" else None)
+        if response.status_code >= 500:
+            raise UpstreamError("server", f"the provider failed (HTTP {response.status_code})", response.status_code)
+        try:
+            return response.status_code, self._json(response)
+        except UpstreamError as exc:
+            if exc.kind == "bad_response":
+                return response.status_code, None
+            raise
+
     async def probe(self) -> None:
         """A cheap authenticated call: raises UpstreamError if the provider is unusable."""
         response = await self._call("POST", self.url("/task/list-by-condition"), {"ids": []})

@@ -74,6 +74,8 @@ class FakeProvider:
                 return 200, snapshot
             if path.endswith("/list-by-condition"):
                 return 200, []
+            if "/task/" in path and self.answers[path.rsplit("/", 1)[-1]]:  # image-seed, cancel
+                return self.answers[path.rsplit("/", 1)[-1]].popleft()
             return 404, None
 
     def _serve(self, port: int) -> ThreadingHTTPServer:
