@@ -13,6 +13,7 @@ for the mode, every account paused (and why), or a limit that clears at a known 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -148,12 +149,20 @@ class Scheduler:
             if not slot.has_room(st):
                 raise QueueFull("The account that made the parent job has a full queue; try again shortly.", self._retry_after)
             return slot
-        if ticket.excluded:
-            try:
-                return self._choose_among(ticket, ticket.excluded)
-            except EngineError:
-                pass  # nothing else can take it: the avoided account is better than a refusal
-        return self._choose_among(ticket, frozenset())
+        if not ticket.excluded:
+            return self._choose_among(ticket, frozenset())
+        # Avoid the accounts it was just refused on, but a ready one of those beats waiting on
+        # one that is still connecting, and beats a refusal.
+        try:
+            other = self._choose_among(ticket, ticket.excluded)
+        except EngineError:
+            return self._choose_among(ticket, frozenset())
+        if other.status.state is not AccountState.READY:
+            with contextlib.suppress(EngineError):
+                anyone = self._choose_among(ticket, frozenset())
+                if anyone.status.state is AccountState.READY:
+                    return anyone
+        return other
 
     def _choose_among(self, ticket: Ticket, excluded: frozenset[str]) -> _Slot:
         serving = [(slot, slot.status) for slot in self._slots.values() if slot.account.id not in excluded]

@@ -76,6 +76,9 @@ class FakeAccount:
         self.gate: asyncio.Event | None = None  # when set, jobs block until it is set
         self.fail_with: BackendError | None = None
         self.not_sent = False
+        self.not_sent_after_submit = 0  # this many runs persist "submitted", then raise NotSent
+        self.until_ms: int | None = None
+        self.drained = False
         self.recovered: list[RecoveryProbe] = []
         self.recover_result: Callable[[RecoveryProbe], JobOutput] | None = None
         self.started = asyncio.Event()
@@ -87,7 +90,7 @@ class FakeAccount:
     def status(self) -> AccountStatus:
         return AccountStatus(
             id=self._id, kind=self.kind, state=self.state, reason=self.reason, modes=self.modes,
-            running=self.running, concurrency=self.concurrency, queue_size=self.queue_size,
+            running=self.running, concurrency=self.concurrency, queue_size=self.queue_size, until_ms=self.until_ms,
         )
 
     def add_listener(self, listener: StateListener) -> None:
@@ -128,6 +131,9 @@ class FakeAccount:
                 raise NotSent(BackendError(category=ErrorCategory.ACCOUNT, message="not sent"))
             if before_send is not None:
                 await before_send("nonce-" + uuid.uuid4().hex[:6])
+            if self.not_sent_after_submit > 0:
+                self.not_sent_after_submit -= 1
+                raise NotSent(BackendError(category=ErrorCategory.RETRYABLE, message="Discord did not take it"))
             self.sent.append(op)
             emit(JobEvent(kind="waiting", message_id="progress-1"))
             if self.gate is not None:

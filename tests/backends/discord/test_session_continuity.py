@@ -249,3 +249,23 @@ async def test_a_429_storm_delays_but_never_fails_the_job(fast_sim: Simulator, a
     out = await asyncio.wait_for(acct.run(Imagine(prompt="through the storm"), Mode.FAST, Recorder()), WAIT)
     assert out.image_url and len(accepted(fast_sim)) == before + 1
     assert sum(r.outcome == "rate_limited" for r in fast_sim.interaction_log) >= 6
+
+
+# --- limits ---------------------------------------------------------------------------------
+
+
+async def test_daily_cap_turns_the_account_away_until_midnight_utc(fast_sim: Simulator, account: AccountFactory) -> None:
+    from adapter.backends.base import NotSent
+
+    acct = await account(daily_cap=2)
+    await asyncio.wait_for(acct.run(Imagine(prompt="one of two"), Mode.FAST, Recorder()), WAIT)
+    assert acct.status().state is AccountState.READY
+    await asyncio.wait_for(acct.run(Imagine(prompt="two of two"), Mode.FAST, Recorder()), WAIT)
+    st = acct.status()
+    # said at once, so the scheduler stops placing jobs here
+    assert st.state is AccountState.COOLING_DOWN and st.reason and "daily interaction cap (2)" in st.reason
+    tomorrow = (now_ms() // 86_400_000 + 1) * 86_400_000
+    assert st.until_ms == tomorrow
+    with pytest.raises(NotSent):
+        await asyncio.wait_for(acct.run(Imagine(prompt="three of two"), Mode.FAST, Recorder()), WAIT)
+    assert len(accepted(fast_sim)) == 2
