@@ -90,6 +90,7 @@ def _discord_options(cfg: DiscordAccountConfig) -> DiscordAccountOptions:
         rest_base=cfg.rest_base,
         inpaint_submit_url=cfg.inpaint_submit_url,
         compress=cfg.compress,
+        ack_grace_seconds=cfg.ack_grace_seconds,
     )
 
 

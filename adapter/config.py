@@ -64,6 +64,9 @@ class DiscordAccountConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
     rest_base: str = "https://discord.com/api/v9"
     inpaint_submit_url: str = "https://936929561302675456.discordsays.com/inpaint/api/submit-job"
     compress: bool = True  # zlib-stream on the gateway
+    # after a 5xx or no answer to an interaction: how long an unbroken gateway must stay silent
+    # about it before it counts as not taken (and may be sent again)
+    ack_grace_seconds: float = 10.0
     enabled: bool = True
 
 
