@@ -894,7 +894,10 @@ class DiscordAccount(AccountHealthMixin):
                 pass
             # Our ✉️ may have been there already (an earlier try): adding it again is no new
             # reaction for the bot, so take it back and react once more.
-            await self._react(result.message_id, ENVELOPE, remove=True)
+            try:
+                await self._react(result.message_id, ENVELOPE, remove=True)
+            except JobFailed as exc:  # best effort: adding it again is what matters
+                log.info("account %s: could not take back the ✉️ (%s)", self.id, exc.error.message)
             await self._react(result.message_id, ENVELOPE)
             try:
                 return await asyncio.wait_for(asyncio.shield(waiter), half)
