@@ -69,6 +69,7 @@ class Job(msgspec.Struct, kw_only=True, omit_defaults=True):
     progress_message_id: str | None = None
     buttons: list[Button] = []
     result_texts: list[str] = []  # describe prompts / shorten options
+    seed: str | None = None  # Midjourney's seed of the result, once someone asked for it
     fail_reason: str | None = None
     error_category: ErrorCategory | None = None
     created_at: int = msgspec.field(default_factory=now_ms)

@@ -71,3 +71,12 @@ class ServiceClosing(NoAccountAvailable):
 
     def __init__(self) -> None:
         super().__init__("The service is shutting down and takes no new jobs; retry in a few seconds.", retry_after=5)
+
+
+class SeedUnavailable(EngineError):
+    """A finished job's seed could not be read from Midjourney (its message is gone, the bot
+    sent no DM, the account is unusable). `category` says which."""
+
+    def __init__(self, message: str, category: ErrorCategory) -> None:
+        super().__init__(message, param="job_id")
+        self.category = category

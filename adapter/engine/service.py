@@ -31,6 +31,7 @@ from adapter.backends.base import (
     Operation,
     PressButton,
     RecoveryProbe,
+    ResultRef,
     Shorten,
 )
 from adapter.config import Timeouts
@@ -48,6 +49,7 @@ from adapter.engine.errors import (
     JobNotFound,
     NoAccountAvailable,
     PromptRejected,
+    SeedUnavailable,
     ServiceClosing,
 )
 from adapter.engine.results import ResultIngester
@@ -589,6 +591,35 @@ class JobService:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
+
+    # --- seeds --------------------------------------------------------------------------------
+
+    async def seed(self, job_id: str, owner: str | None = None) -> str:
+        """Midjourney's seed of a finished image job. Kept on the job once known; otherwise
+        asked of the account that ran it (Discord: a ✉️ reaction and the bot's DM), which
+        never spends a Midjourney job."""
+        job = await self.get(job_id, owner)
+        if job.seed:
+            return job.seed
+        if job.status is not JobStatus.SUCCESS:
+            raise ActionNotAvailable(f"Job {job.id} is {job.status.value}; it has a seed once it has finished.", param="job_id")
+        if job.action in (Action.DESCRIBE, Action.SHORTEN) or not job.message_id or not job.job_hash:
+            raise ActionNotAvailable(f"Job {job.id} made no image, so it has no seed.", param="job_id")
+        account = self.scheduler.account(job.account_id or "")
+        if account is None:
+            raise NoAccountAvailable(f"The account that ran job {job.id} is no longer configured, so its seed cannot be asked for.")
+        ref = ResultRef(message_id=job.message_id, job_hash=job.job_hash, message_flags=job.message_flags, bot=job.bot)
+        try:
+            seed = await account.seed(ref)
+        except JobFailed as exc:
+            raise SeedUnavailable(exc.error.message, exc.error.category) from None
+        async with self._lock(job.id):
+            current = await self.store.get(job.id)
+            if current is not None and not current.seed:
+                current.seed = seed
+                await self.store.update(current)
+        self._locks.pop(job.id, None)
+        return seed
 
 
 class _Progress:
