@@ -21,7 +21,11 @@ class SimAccount(msgspec.Struct, frozen=True):
     `interaction_events_fallback` picks one of two Discord behaviours (README, "Two behaviours"):
     False (default, what Discord does): INTERACTION_* events go only to the gateway session named
     in the interaction, so an interaction sent with a session id that is not live gets none;
-    True: they then go to every live session of the user instead."""
+    True: they then go to every live session of the user instead.
+
+    `final_message_nonce` picks the other: False (default), the job's final result MESSAGE_CREATE
+    has no nonce (Discord until early 2025); True, it carries the nonce of the interaction that
+    started the job (public clients report it since May 2025)."""
 
     token: str
     user_id: str
@@ -31,6 +35,7 @@ class SimAccount(msgspec.Struct, frozen=True):
     plan_queue: int = 10
     dm_channel_id: str = ""
     interaction_events_fallback: bool = False
+    final_message_nonce: bool = False
     # The bot's two behaviours where public clients saw two (README, "Bot replies confirmed in
     # public clients"); `POST /_simulator/settings` flips them at run time.
     info_layout: str = "classic"  # /info: "classic" (User ID line) | "aligned" (newer, padded)

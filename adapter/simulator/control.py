@@ -58,6 +58,7 @@ class ServerErrorBody(msgspec.Struct):
 class BehaviourBody(msgspec.Struct):
     user_id: str | None = None
     interaction_events_fallback: bool | None = None
+    final_message_nonce: bool | None = None
 
 
 class GuildAppsBody(msgspec.Struct):
@@ -106,7 +107,7 @@ def control_routes(ctx: SimContext) -> list[HTTPRouteHandler]:
     async def accounts() -> Response[bytes]:
         users = ctx.world.users
         # the behaviour switches as they are now (the control API may have flipped them)
-        return _ok([msgspec.to_builtins(a) | {"interaction_events_fallback": users[a.user_id].interaction_events_fallback} for a in ctx.accounts])
+        return _ok([msgspec.to_builtins(a) | {"interaction_events_fallback": users[a.user_id].interaction_events_fallback, "final_message_nonce": users[a.user_id].final_message_nonce} for a in ctx.accounts])
 
     @get(f"{PREFIX}/info")
     async def info() -> Response[bytes]:
@@ -155,5 +156,6 @@ def control_routes(ctx: SimContext) -> list[HTTPRouteHandler]:
         handler("faults/reset", None, lambda b: faults.reset()),
         handler("settings", SettingsBody, lambda b: faults.set_settings(b.user_id, remix=b.remix, mode=b.mode)),
         handler("guild-apps", GuildAppsBody, lambda b: faults.set_guild_apps(b.apps, b.user_id)),
-        handler("behaviour", BehaviourBody, lambda b: faults.set_behaviour(b.user_id, interaction_events_fallback=b.interaction_events_fallback)),
+        handler("behaviour", BehaviourBody, lambda b: faults.set_behaviour(
+            b.user_id, interaction_events_fallback=b.interaction_events_fallback, final_message_nonce=b.final_message_nonce)),
     ]

@@ -120,13 +120,17 @@ class Faults:
                 user.mode = Mode(mode)
         return len(users)
 
-    def set_behaviour(self, user_id: str | None = None, *, interaction_events_fallback: bool | None = None) -> int:
+    def set_behaviour(
+        self, user_id: str | None = None, *, interaction_events_fallback: bool | None = None, final_message_nonce: bool | None = None
+    ) -> int:
         """Pick between Discord's two behaviours where it has two (README, "Two behaviours"),
         for one account or all."""
         users = [u for u in self._ctx.world.users.values() if user_id is None or u.id == user_id]
         for user in users:
             if interaction_events_fallback is not None:
                 user.interaction_events_fallback = interaction_events_fallback
+            if final_message_nonce is not None:
+                user.final_message_nonce = final_message_nonce
         return len(users)
 
     def set_guild_apps(self, apps: list[str], user_id: str | None = None) -> int:

@@ -372,7 +372,7 @@ class JobRunner:
             channel_id=job.channel_id,
             content=text,
             origin=job.origin,
-            with_nonce=False,
+            with_nonce=job.user.final_message_nonce,  # one of Discord's two behaviours (README)
             attachments=[attachment],
             components=job.rows or [],
         )

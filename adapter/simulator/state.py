@@ -31,6 +31,7 @@ class UserState:
         self.remix = remix
         # Discord-side behaviour switches (README, "Two behaviours"); the control API flips them
         self.interaction_events_fallback = account.interaction_events_fallback
+        self.final_message_nonce = account.final_message_nonce
         self.revoked = False
         self.fast_seconds_left = 15 * 3600.0
         self.images_made = 0

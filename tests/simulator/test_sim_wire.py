@@ -384,3 +384,23 @@ async def test_guild_apps_shape_the_command_indexes(sim: Simulator, client: Clie
     sim.faults.set_guild_apps([NIJI_APP])  # every guild
     body = (await client.rest.http.get(f"/guilds/{account.guild_id}/application-command-index")).json()
     assert {c["application_id"] for c in body["application_commands"]} == {NIJI_APP}
+
+
+async def test_final_message_nonce_is_one_of_two_behaviours(sim: Simulator, client: Client) -> None:
+    r, nonce = await client.rest.imagine(client.session_id, "old style")
+    final = await client.result(await client.interaction_id(nonce))
+    assert "nonce" not in final  # default: the result has none
+    async with httpx.AsyncClient(base_url=sim.base_url) as control:
+        r = await control.post("/_simulator/behaviour", json={"user_id": client.user_id, "final_message_nonce": True})
+        assert r.json()["result"] == 1
+        accounts = (await control.get("/_simulator/accounts")).json()
+        assert accounts[0]["final_message_nonce"] is True and accounts[1]["final_message_nonce"] is False
+    r, nonce = await client.rest.imagine(client.session_id, "new style")
+    final = await client.result(await client.interaction_id(nonce))
+    assert final["nonce"] == nonce  # the nonce of the interaction that started the job
+    u1 = next(b["custom_id"] for row in final["components"] for b in row["components"] if b.get("label") == "U1")
+    r, press_nonce = await client.rest.press(client.session_id, final, u1)
+    upscale = await client.gw.event("MESSAGE_CREATE", lambda d: "Image #1" in d["content"])
+    assert upscale["nonce"] == press_nonce
+    history = (await client.rest.http.get(f"/channels/{client.account.channel_id}/messages")).json()
+    assert all("nonce" not in m for m in history)  # REST reads still have none
