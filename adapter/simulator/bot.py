@@ -1,9 +1,15 @@
 """The simulated Midjourney bot: what it answers to each accepted interaction.
 
-Slash commands (imagine, describe, blend, shorten, info, fast/relax/turbo, settings, show),
-buttons on its own messages (U/V/reroll, vary, zoom, pan, upscale, describe and shorten picks,
-settings toggles), the modals it opens (custom zoom, remix) and the vary-region iframe's submit.
+Slash commands (imagine, describe, blend, shorten, info, fast/relax/turbo, settings, show,
+prefer), buttons on its own messages (U/V/reroll, vary, zoom, pan, upscale, v7 animate and
+enhance, video upscale and extend, describe and shorten picks, settings toggles and reset, ❤️),
+the modals it opens (custom zoom, remix, animate), the vary-region iframe's submit, and emoji
+reactions on its messages (❌ cancels or deletes, ✉️ sends the job to the user's DMs).
 Jobs run in `jobs.JobRunner`; texts come from `content`; buttons from `components`.
+
+Slow commands (/info, /settings, /shorten, /prefer) answer the way Discord's deferred
+interaction responses look: a placeholder MESSAGE_CREATE (with the nonce, empty, flags LOADING)
+first, then a MESSAGE_UPDATE of the same message (no nonce) with the content.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import logging
 import math
 import random
 import re
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -32,8 +39,8 @@ from adapter.simulator.context import SimContext
 from adapter.simulator.flags import flag_problem
 from adapter.simulator.interactions import Interaction, OpenModal
 from adapter.simulator.jobs import JobRunner, JobState, SimJob
-from adapter.simulator.messages import Messenger, Origin, command_origin, component_origin
-from adapter.simulator.state import Upload
+from adapter.simulator.messages import LOADING, Messenger, Origin, command_origin, component_origin
+from adapter.simulator.state import Upload, UserState
 from adapter.simulator.wire import Embed, Message, ModalRow, TextInput
 
 log = logging.getLogger(__name__)
@@ -41,6 +48,24 @@ log = logging.getLogger(__name__)
 MAX_REMEMBERED = 1000  # open modals, iframes, describe/shorten results kept per simulator
 BOT_THINK_SECONDS = 0.4  # realistic seconds between an interaction and the bot's answer
 _URL_IN_PROMPT = re.compile(r"https?://[^\s>]+")
+_JOB_ID_RE = re.compile(rf"^MJ::JOB::(?P<verb>[a-z0-9_]+)::(?P<n>\d+)::(?P<h>{ids.UUID_RE})(?:::SOLO)?$")
+_HASH_IN_NAME = re.compile(ids.UUID_RE)
+CANCEL_EMOJI = {"\u274c", "\u2716\ufe0f", "\u2716"}  # ❌ ✖️ ✖
+ENVELOPE_EMOJI = {"\u2709\ufe0f", "\u2709"}  # ✉️
+ANIMATE_MODAL_PREFIX = "MJ::AnimateModal::"  # remix on: MJ::AnimateModal::<h>::<n>::<high|low>::<0|1 extend>
+ANIMATE_MODAL_FIELD = "MJ::AnimateModal::prompt"
+VIDEO_SCALE = 0.61  # an Animate grid's long side, relative to an image grid's (624 px for 1024)
+
+
+class Prefs:
+    """What Midjourney remembers per user beyond mode and remix: /prefer suffix and options, and
+    which of the bot's two behaviours this account sees (SimAccount.info_layout/settings_ids)."""
+
+    def __init__(self, user: UserState) -> None:
+        self.suffix = ""
+        self.options: dict[str, str] = {}
+        self.info_layout = user.account.info_layout
+        self.settings_ids = user.account.settings_ids
 
 
 class Described(msgspec.Struct):
@@ -82,14 +107,37 @@ class MidjourneyBot:
         self.iframes: OrderedDict[str, OpenModal] = OrderedDict()  # by iframe token
         self.describes: OrderedDict[str, Described] = OrderedDict()  # by message id
         self.shortens: OrderedDict[str, list[str]] = OrderedDict()  # by message id
+        self.prefs: dict[str, Prefs] = {}  # by user id
         self._tasks: set[asyncio.Task[None]] = set()
+        self._started = time.time()
 
     # --- entry points ----------------------------------------------------------------------
 
     def handle(self, inter: Interaction) -> None:
-        task = asyncio.get_running_loop().create_task(self._respond(inter))
+        self._spawn(self._respond(inter))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+
+    def user_prefs(self, user: UserState) -> Prefs:
+        prefs = self.prefs.get(user.id)
+        if prefs is None:
+            prefs = self.prefs[user.id] = Prefs(user)
+        return prefs
+
+    def set_prefs(self, user: UserState, *, info_layout: str | None = None, settings_ids: str | None = None) -> None:
+        """`POST /_simulator/settings`: switch this account between the bot's two behaviours."""
+        prefs = self.user_prefs(user)
+        if info_layout is not None:
+            if info_layout not in ("classic", "aligned"):
+                raise ValueError("info_layout must be 'classic' or 'aligned'")
+            prefs.info_layout = info_layout
+        if settings_ids is not None:
+            if settings_ids not in ("plain", "stateful"):
+                raise ValueError("settings_ids must be 'plain' or 'stateful'")
+            prefs.settings_ids = settings_ids
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -133,10 +181,11 @@ class MidjourneyBot:
     def _guild_id(self, channel_id: str) -> str | None:  # None in a DM
         return self.ctx.world.channels[channel_id].guild_id
 
-    def _command_origin(self, inter: Interaction) -> Origin:
+    def _command_origin(self, inter: Interaction, name: str | None = None) -> Origin:
+        """`name`: what the message's interaction says, "prefer remix" for a subcommand."""
         return command_origin(
             interaction_id=inter.id,
-            name=inter.name,
+            name=name or inter.name,
             user=inter.user.user,
             guild_id=self._guild_id(inter.channel_id),
             nonce=inter.nonce,
@@ -164,6 +213,15 @@ class MidjourneyBot:
             **kw,
         )
         return self.messenger.post(message, ephemeral_for=inter.user.id if ephemeral else None)
+
+    def _defer(self, inter: Interaction, origin: Origin, *, ephemeral: bool) -> Message:
+        """A deferred answer, as Discord shows "Midjourney Bot is thinking...": an empty message
+        with the nonce and flags LOADING (| EPHEMERAL). `_complete` fills it in later."""
+        return self._reply(inter, origin, ephemeral=ephemeral, flags=LOADING)
+
+    def _complete(self, message: Message, **changes: Any) -> None:
+        """The deferred answer's content: MESSAGE_UPDATE of the same message, LOADING cleared."""
+        self.messenger.edit(message, flags=message.flags & ~LOADING, **changes)
 
     # --- prompt checks ---------------------------------------------------------------------
 
@@ -205,7 +263,9 @@ class MidjourneyBot:
         parent: SimJob | None = None,
         command: str = "",
         size: tuple[int, int] | None = None,
-        model: str = "v6",
+        model: str | None = None,
+        kind: str | None = None,
+        video: bool = False,
     ) -> SimJob:
         """`prompt` is already in echoed form."""
         mode = content.prompt_mode(prompt) or inter.user.mode
@@ -232,13 +292,20 @@ class MidjourneyBot:
             parent=parent.hash if parent else None,
             command=command or f"/imagine {prompt}",
             web_link_ratio=self.ctx.config.website_link_ratio,
+            kind=kind,
+            video=video,
         )
-        if shape == "grid":
+        flags = parse_prompt(prompt).flags
+        if model is None:
+            model = components.upscale_model(flags.get("v") or flags.get("version"))
+        if video:
+            job.rows = components.video_grid_rows(job.hash) if shape == "grid" else []
+        elif shape == "grid":
             job.rows = components.grid_rows(job.hash)
         elif action is Action.UPSCALE:
-            job.rows = components.upscaled_rows(job.hash, index, model)
+            job.rows = components.upscaled_rows(job.hash, index, model, draft=model == "v7" and "draft" in flags)
         else:
-            job.rows = components.upscaled_again_rows(job.hash)
+            job.rows = components.upscaled_again_rows(job.hash, model)
         return job
 
     def _submit(self, inter: Interaction, origin: Origin, job: SimJob) -> None:
@@ -282,12 +349,23 @@ class MidjourneyBot:
             "turbo": self._cmd_mode,
             "settings": self._cmd_settings,
             "show": self._cmd_show,
+            "prefer": self._cmd_prefer,
         }
         await handlers[inter.name](inter)
 
+    def _with_prefs(self, user: UserState, prompt: str) -> str:
+        """The prompt as /prefer made it: custom options (`--name`) replaced by what they stand
+        for, and the suffix added at the end."""
+        prefs = self.user_prefs(user)
+        for name, value in prefs.options.items():
+            prompt = re.sub(rf"(?<!\S)--{re.escape(name)}(?!\S)", lambda _m, v=value: v, prompt)
+        if prefs.suffix:
+            prompt = f"{prompt} {prefs.suffix}"
+        return prompt
+
     async def _cmd_imagine(self, inter: Interaction) -> None:
         self._ack(inter)
-        self._imagine_job(inter, self._command_origin(inter), str(inter.options["prompt"]))
+        self._imagine_job(inter, self._command_origin(inter), self._with_prefs(inter.user, str(inter.options["prompt"])))
 
     async def _cmd_describe(self, inter: Interaction) -> None:
         self._ack(inter)
@@ -359,39 +437,84 @@ class MidjourneyBot:
         if err := self.prompt_error(prompt, command):
             self._reply(inter, origin, ephemeral=True, embeds=[err])
             return
+        message = self._defer(inter, origin, ephemeral=False)
         await self.ctx.clock.sleep(inter.rng.uniform(2.0, 4.0))
         embed, options = content.shorten_embed(content.echo_prompt(prompt, self.ctx.config.seed))
-        message = self._reply(inter, origin, ephemeral=False, embeds=[embed], components=components.shorten_rows())
         self._remember(self.shortens, message.id, options)
+        self._complete(message, embeds=[embed], components=components.shorten_rows())
+
+    def renews_at(self, user_id: str) -> int:
+        """The account's next renewal (unix seconds): midnight UTC, 2-29 days after the simulator
+        started, the same for the same user id."""
+        days = 2 + int.from_bytes(hashlib.sha256(user_id.encode()).digest()[:2], "big") % 28
+        return (int(self._started) // 86400 + days) * 86400
 
     async def _cmd_info(self, inter: Interaction) -> None:
         self._ack(inter)
+        message = self._defer(inter, self._command_origin(inter), ephemeral=True)
+        await self.ctx.clock.sleep(inter.rng.uniform(0.5, 1.5))
         queued_fast, queued_relax, running = self.runner.counts(inter.user.id)
         embed = content.info_embed(
             user_id=inter.user.id,
             mode=inter.user.mode,
             fast_seconds_left=inter.user.fast_seconds_left,
             images=inter.user.images_made,
+            relaxed_images=self.runner.relaxed_images.get(inter.user.id, 0),
             queued_fast=queued_fast,
             queued_relax=queued_relax,
             running=running,
+            renews_at=self.renews_at(inter.user.id),
+            layout=self.user_prefs(inter.user).info_layout,
         )
-        self._reply(inter, self._command_origin(inter), ephemeral=True, embeds=[embed])
+        self._complete(message, embeds=[embed])
 
     async def _cmd_mode(self, inter: Interaction) -> None:
         self._ack(inter)
         inter.user.mode = Mode(inter.name)
         self._reply(inter, self._command_origin(inter), ephemeral=True, content_text="Done!")
 
+    def _settings_rows(self, user: UserState) -> list[Any]:
+        return components.settings_rows(remix=user.remix, mode=user.mode.value, style=self.user_prefs(user).settings_ids)
+
     async def _cmd_settings(self, inter: Interaction) -> None:
         self._ack(inter)
-        self._reply(
-            inter,
-            self._command_origin(inter),
-            ephemeral=True,
-            content_text="Adjust your settings here.",
-            components=components.settings_rows(remix=inter.user.remix, mode=inter.user.mode.value),
-        )
+        message = self._defer(inter, self._command_origin(inter), ephemeral=True)
+        await self.ctx.clock.sleep(inter.rng.uniform(0.5, 1.5))
+        self._complete(message, content=content.settings_text(self.user_prefs(inter.user).suffix), components=self._settings_rows(inter.user))
+
+    async def _cmd_prefer(self, inter: Interaction) -> None:
+        """/prefer remix | suffix [new_value] | option set <option> [value] | option list. The
+        subcommand arrives as an option of type 1 (inside a group of type 2) with its own
+        options; the answer's interaction is named after the whole path ("prefer remix")."""
+        path: list[str] = []
+        args: Any = inter.options
+        while isinstance(args, dict) and len(args) == 1 and isinstance(next(iter(args.values())), dict):
+            name, args = next(iter(args.items()))
+            path.append(name)
+        args = args if isinstance(args, dict) else {}
+        self._ack(inter)
+        message = self._defer(inter, self._command_origin(inter, " ".join(["prefer", *path])), ephemeral=True)
+        await self.ctx.clock.sleep(inter.rng.uniform(0.5, 1.5))
+        prefs = self.user_prefs(inter.user)
+        if path == ["remix"]:
+            inter.user.remix = not inter.user.remix
+            text = content.remix_toggled_text(inter.user.remix)
+        elif path == ["suffix"]:
+            prefs.suffix = str(args.get("new_value") or "").strip()
+            text = content.suffix_text(prefs.suffix)
+        elif path == ["option", "set"]:
+            name = str(args.get("option") or "").strip().lstrip("-")
+            value = str(args.get("value") or "").strip()
+            if value:
+                prefs.options[name] = value
+            else:
+                prefs.options.pop(name, None)
+            text = content.option_set_text(name, value)
+        elif path == ["option", "list"]:
+            text = content.option_list_text(prefs.options)
+        else:
+            text = "Unknown preference."
+        self._complete(message, content=text)
 
     async def _cmd_show(self, inter: Interaction) -> None:
         self._ack(inter)
@@ -423,6 +546,8 @@ class MidjourneyBot:
             return
         if cid.startswith(components.BOOKMARK_PREFIX):
             self._ack(inter)
+            origin = self._button_origin(inter, source)
+            self._reply(inter, origin, ephemeral=False, content_text=content.rated_text(source.guild_id, source.channel_id, source.id))
             return
         if cid.startswith(components.PICREADER_PREFIX) or cid == components.PICREAD_RETRY:
             await self._describe_pick(inter, source)
@@ -436,6 +561,17 @@ class MidjourneyBot:
             self._ack(inter)
             self._imagine_job(inter, self._button_origin(inter, source), options[int(n) - 1])
             return
+
+        if (m := _JOB_ID_RE.match(cid)) and m["verb"] in (
+            *components.ANIMATE_VERBS, *components.EXTEND_VERBS, components.VIDEO_UPSCALE_VERB, components.ENHANCE_VERB, "reroll"
+        ):
+            vsrc = self.runner.jobs.get(m["h"])
+            if m["verb"] != "reroll" or (vsrc is not None and vsrc.video):
+                if vsrc is None or vsrc.state is not JobState.DONE:
+                    self._failure(inter)
+                    return
+                self._video_or_enhance(inter, source, vsrc, m["verb"], int(m["n"]))
+                return
 
         parsed = parse_custom_id(cid)
         src = self.runner.jobs.get(parsed.job_hash) if parsed else None
@@ -538,17 +674,75 @@ class MidjourneyBot:
             self._imagine_job(inter, origin, prompt)
 
     def _settings_toggle(self, inter: Interaction, source: Message) -> None:
-        key = inter.custom_id[len(components.SETTINGS_PREFIX):]
+        key, wanted = components.parse_settings_custom_id(inter.custom_id)
         user = inter.user
         if key == "RemixMode":
-            user.remix = not user.remix
+            user.remix = not user.remix if wanted is None else wanted
         elif key in ("FastMode", "RelaxMode", "TurboMode"):
-            user.mode = Mode(key[: -len("Mode")].lower())
+            mode = Mode(key[: -len("Mode")].lower())
+            if wanted is False:  # `...::off` on the active speed: back to fast (fast itself: relax)
+                mode = Mode.RELAX if mode is Mode.FAST else Mode.FAST
+            user.mode = mode
+        elif key == "ResetSettings":
+            user.remix = False
+            user.mode = Mode.FAST
         else:
             self._failure(inter)
             return
         self._ack(inter)
-        self.messenger.edit(source, components=components.settings_rows(remix=user.remix, mode=user.mode.value))
+        self.messenger.edit(source, components=self._settings_rows(user))
+
+    # --- v7 video (Animate, its video upscales and extends) and draft Enhance ---------------
+
+    def _video_or_enhance(self, inter: Interaction, source: Message, src: SimJob, verb: str, n: int) -> None:
+        origin = self._button_origin(inter, source)
+        ratio = (float(src.size[0]), float(src.size[1]))
+        if verb == components.ENHANCE_VERB:
+            self._ack(inter)
+            prompt = strip_flags(src.prompt, "draft")
+            job = self._job(inter, origin, action=Action.REROLL, prompt=prompt, ratio=ratio, colours=_near(src.colours[0], inter.rng),
+                            label="", caption="Enhance", parent=src, kind="ENHANCE")
+            self._submit(inter, origin, job)
+        elif verb in components.ANIMATE_VERBS or verb in components.EXTEND_VERBS:
+            motion = "high" if verb.startswith("animate_high") else "low"
+            extend = verb in components.EXTEND_VERBS
+            if inter.user.remix:
+                prefill = src.prompt if extend else content.animate_prompt(src.prompt, motion, _ratio_text(*src.size))
+                self._open_modal(inter, src, kind="remix_animate",
+                                 custom_id=f"{ANIMATE_MODAL_PREFIX}{src.hash}::{n}::{motion}::{1 if extend else 0}",
+                                 title="Animate", field=ANIMATE_MODAL_FIELD, value=prefill, index=n, pan=motion, strong=extend)
+                return
+            self._ack(inter)
+            self._submit(inter, origin, self._animate_job(inter, origin, src, motion, n, extend=extend))
+        elif verb == components.VIDEO_UPSCALE_VERB:
+            self._ack(inter)
+            quad = (src.size[0] // 2, src.size[1] // 2)
+            job = self._job(inter, origin, action=Action.UPSCALE, prompt=src.prompt, ratio=ratio, colours=[src.colours[(n - 1) % len(src.colours)]],
+                            shape="single", index=n, caption=f"Video #{n}", parent=src, size=quad, kind="VIDEO_UPSCALE", video=True)
+            job.rows = components.video_single_rows(src.hash, n)
+            self._submit(inter, origin, job)
+        else:  # reroll of an Animate result: a new video grid
+            self._ack(inter)
+            job = self._job(inter, origin, action=Action.REROLL, prompt=src.prompt, ratio=ratio, colours=images.palette(inter.rng),
+                            label="", caption="Reroll", parent=src, size=src.size, kind="ANIMATE", video=True)
+            self._submit(inter, origin, job)
+
+    def _animate_job(self, inter: Any, origin: Origin, src: SimJob, motion: str, n: int, *, extend: bool, prompt: str | None = None) -> SimJob:
+        """Animate (a single image -> a 2x2 grid of short videos) or Extend (one of those videos
+        -> a new grid of longer ones). The prompt becomes `<text> --motion <m> --video 1
+        --aspect W:H`."""
+        if extend:
+            base = src.colours[(n - 1) % len(src.colours)]
+            size = src.size
+            text = prompt or re.sub(r"--motion \w+", f"--motion {motion}", src.prompt)
+        else:
+            base = src.colours[0]
+            size = images.size_for((float(src.size[0]), float(src.size[1])), round(self.ctx.config.grid_long_side * VIDEO_SCALE))
+            text = prompt or content.animate_prompt(src.prompt, motion, _ratio_text(*src.size))
+        caption = f"{'Extend' if extend else 'Animate'} ({motion.capitalize()} motion)"
+        return self._job(inter, origin, action=Action.IMAGINE, prompt=text, ratio=(float(size[0]), float(size[1])),
+                         colours=_near(base, inter.rng), label="", caption=caption, parent=src, size=size,
+                         kind="ANIMATE_EXTEND" if extend else "ANIMATE", video=True)
 
     # --- modals and iframes ----------------------------------------------------------------
 
@@ -583,6 +777,10 @@ class MidjourneyBot:
                 "application": {"id": inter.application_id, "name": APP_NAMES[inter.application_id]},
             },
         )
+        # The button press itself succeeded: public clients (erictik/midjourney-api,
+        # trueai-org/midjourney-proxy) wait for this INTERACTION_SUCCESS, and take its id as the
+        # modal submit's data.id.
+        self._ack(inter)
 
     def _open_iframe(self, inter: Interaction, *, kind: Any, title: str, source: SimJob | None) -> None:
         token = f"{inter.rng.getrandbits(128):032x}"
@@ -609,6 +807,7 @@ class MidjourneyBot:
                 "application": {"id": inter.application_id, "name": APP_NAMES[inter.application_id]},
             },
         )
+        self._ack(inter)  # as for modals: trueai-org/midjourney-proxy waits for it before the submit-job
 
     async def _modal_submit(self, inter: Interaction) -> None:
         modal = inter.modal
@@ -648,10 +847,55 @@ class MidjourneyBot:
                             colours=images.palette(inter.rng), caption="Remix", parent=src, command=command)
         elif modal.kind == "remix_pan":
             job = self._pan_job(inter, origin, src, PanDirection(modal.pan or "left"), prompt, remix=True)
+        elif modal.kind == "remix_animate":  # pan = the motion, strong = extend
+            job = self._animate_job(inter, origin, src, modal.pan or "high", modal.index, extend=modal.strong, prompt=prompt)
         else:
             self._failure(inter)
             return
         self._submit(inter, origin, job)
+
+    # --- reactions -------------------------------------------------------------------------
+
+    def react(self, user: UserState, message: Message, emoji: str) -> None:
+        """`PUT /channels/{C}/messages/{M}/reactions/{emoji}/@me` on one of the bot's messages:
+        ❌ on a running job's progress message cancels the job; ❌ on a finished result of this
+        user deletes the result message; ✉️ on a result sends the job (prompt, Job ID, seed and
+        image) to the user's DM channel with the bot. Anything else is only a reaction."""
+        if message.author.id not in APP_NAMES:
+            return
+        if emoji in CANCEL_EMOJI:
+            if self.runner.cancel_by_message(user.id, message.id):
+                return
+            job = self.runner.find_by_result(message.id)
+            if job is not None and job.user.id == user.id:
+                self.messenger.delete(message)
+        elif emoji in ENVELOPE_EMOJI:
+            job = self._job_of_message(message)
+            if job is not None:
+                self._spawn(self._send_to_dm(user, message.author.id, job))
+
+    def _job_of_message(self, message: Message) -> SimJob | None:
+        """The finished job a result message shows (also a /show repost of it): by message id,
+        then by the job hash in the attachment's file name."""
+        if (job := self.runner.find_by_result(message.id)) is not None:
+            return job
+        for attachment in message.attachments:
+            if (m := _HASH_IN_NAME.search(attachment.filename)) and (job := self.runner.jobs.get(m.group(0))) is not None:
+                return job if job.state is JobState.DONE else None
+        return None
+
+    async def _send_to_dm(self, user: UserState, bot_id: str, job: SimJob) -> None:
+        await self.ctx.clock.sleep(BOT_THINK_SECONDS)
+        world = self.ctx.world
+        channel = world.dm_with(user.id, bot_id) or world.add_dm(self.ctx.ids.next(), user.id, bot_id)
+        attachments = []
+        if job.result_path and (file := self.ctx.cdn.get(job.result_path)) is not None and job.result_attachment is not None:
+            old = job.result_attachment
+            attachments.append(self.ctx.cdn.store(channel.id, old.filename, file.data, width=old.width, height=old.height, content_type=file.content_type))
+        message = self.messenger.build(
+            app_id=bot_id, channel_id=channel.id, content=content.seed_dm_text(job.prompt, job.hash, job.seed), attachments=attachments,
+        )
+        self.messenger.post(message)
 
     def submit_inpaint(self, body: Any) -> tuple[int, dict[str, Any]]:
         """`POST <inpaint_submit_url>`: the vary-region editor's answer. Returns (status, JSON)."""

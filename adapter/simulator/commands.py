@@ -44,11 +44,12 @@ class Choice(msgspec.Struct):
 
 
 class Option(msgspec.Struct, kw_only=True, omit_defaults=True):
-    type: int  # 3 string, 11 attachment
+    type: int  # 1 subcommand, 2 subcommand group, 3 string, 11 attachment
     name: str
     description: str
     required: bool = False
     choices: list[Choice] | None = None
+    options: list[Option] | None = None  # a subcommand's (or group's) own options
 
 
 class Command(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -79,6 +80,10 @@ _DIMENSIONS = Option(
     choices=[Choice("Portrait", "--ar 2:3"), Choice("Square", "--ar 1:1"), Choice("Landscape", "--ar 3:2")],
 )
 
+def _sub(name: str, description: str, *options: Option, group: bool = False) -> Option:
+    return Option(type=2 if group else 1, name=name, description=description, options=list(options))
+
+
 COMMAND_SPECS: dict[str, tuple[str, list[Option]]] = {
     "imagine": ("Create images with Midjourney", [_s("prompt", "The prompt to imagine", required=True)]),
     "describe": ("Writes a prompt based on your image.", [_a("image", "The image to describe"), _s("link", "…")]),
@@ -96,6 +101,25 @@ COMMAND_SPECS: dict[str, tuple[str, list[Option]]] = {
     "show": ("Shows the job view based on job id.", [_s("job_id", "The job ID of the job you want to show.", required=True)]),
 }
 
+# Commands added after the first ones: their ids and versions come from a generator of their own,
+# so adding them changed no id or version above. Midjourney's real id for /prefer was not found
+# in any public client (they look it up by name in the command index).
+LATER_COMMAND_SPECS: dict[str, tuple[str, list[Option]]] = {
+    "prefer": (
+        "Set your preferences.",
+        [
+            _sub("remix", "Toggle remix mode."),
+            _sub("suffix", "Suffix to automatically add to the end of every prompt.", _s("new_value", "The suffix (leave empty to clear it).")),
+            _sub(
+                "option", "Create or manage a custom option.",
+                _sub("set", "Create or update a custom option.", _s("option", "The option's name.", required=True), _s("value", "What the option stands for (empty deletes it).")),
+                _sub("list", "View your current custom options."),
+                group=True,
+            ),
+        ],
+    ),
+}
+
 
 class CommandRegistry:
     def __init__(self, seed: int) -> None:
@@ -111,6 +135,14 @@ class CommandRegistry:
                 self.commands[(app_id, cid)] = Command(
                     id=cid, type=1, application_id=app_id, version=self._new_version(), name=name,
                     description=description, options=options,
+                )
+        later = random.Random(f"mj-sim-commands-later:{seed}")
+        for app_id in BOT_APPLICATION_IDS.values():
+            for name, (description, options) in LATER_COMMAND_SPECS.items():
+                cid = str(1_100_000_000_000_000_000 + later.randrange(10**17))
+                version = str(1_250_000_000_000_000_000 + later.randrange(10**17))
+                self.commands[(app_id, cid)] = Command(
+                    id=cid, type=1, application_id=app_id, version=version, name=name, description=description, options=options,
                 )
 
     def _new_version(self) -> str:

@@ -14,6 +14,14 @@ PICREADER_ALL = "MJ::Job::PicReader::all"
 SHORTEN_PREFIX = "MJ::Job::PromptAnalyzer::"
 SETTINGS_PREFIX = "MJ::Settings::"
 SETTINGS_TOGGLES = {"RemixMode": "Remix mode", "FastMode": "Fast mode", "RelaxMode": "Relax mode", "TurboMode": "Turbo mode"}
+SETTINGS_RESET = "MJ::Settings::ResetSettings"
+# v7 buttons Midjourney added later (README, "Bot replies confirmed in public clients")
+ANIMATE_VERBS = ("animate_high", "animate_low")  # MJ::JOB::animate_<motion>::<n>::<h>::SOLO
+EXTEND_VERBS = ("animate_high_extend", "animate_low_extend")  # MJ::JOB::animate_<motion>_extend::<n>::<h>
+VIDEO_UPSCALE_VERB = "video_virtual_upscale"  # MJ::JOB::video_virtual_upscale::<n>::<h>
+ENHANCE_VERB = "enhance"  # unverified shape: MJ::JOB::enhance::1::<h>::SOLO
+ANIMATE_LABELS = {"high": "Animate (High motion)", "low": "Animate (Low motion)"}
+EXTEND_LABELS = {"high": "Extend (High motion)", "low": "Extend (Low motion)"}
 
 _PAN_EMOJI = {PanDirection.LEFT: "⬅️", PanDirection.RIGHT: "➡️", PanDirection.UP: "⬆️", PanDirection.DOWN: "⬇️"}
 
@@ -57,14 +65,42 @@ def _single_common(job_hash: str) -> list[ActionRow]:
     ]
 
 
-def upscaled_rows(job_hash: str, index: int, model: str) -> list[ActionRow]:
-    """Under an `Image #n` result: [Upscale (Subtle) (Creative)] [Vary...] [Zoom...] [pans] [❤️ Web]."""
-    return [
-        row(
+def animate_custom_id(motion: str, job_hash: str, index: int = 1) -> str:
+    return f"MJ::JOB::animate_{motion}::{index}::{job_hash}::SOLO"
+
+
+def extend_custom_id(motion: str, job_hash: str, index: int = 1) -> str:
+    return f"MJ::JOB::animate_{motion}_extend::{index}::{job_hash}"
+
+
+def video_upscale_custom_id(index: int, job_hash: str) -> str:
+    return f"MJ::JOB::{VIDEO_UPSCALE_VERB}::{index}::{job_hash}"
+
+
+def enhance_custom_id(job_hash: str) -> str:
+    return f"MJ::JOB::{ENHANCE_VERB}::1::{job_hash}::SOLO"
+
+
+def _animate_row(job_hash: str) -> ActionRow:
+    return row(*[button(label=ANIMATE_LABELS[m], emoji="🎞️", custom_id=animate_custom_id(m, job_hash)) for m in ("high", "low")])
+
+
+def upscaled_rows(job_hash: str, index: int, model: str, *, draft: bool = False) -> list[ActionRow]:
+    """Under an `Image #n` result: [Upscale (Subtle) (Creative)] [Vary...] [Zoom...] [pans]
+    [Animate (High) (Low)] (v7) [❤️ Web]. A v7 draft image offers [Enhance] instead of the
+    upscalers."""
+    first = (
+        row(button(label="Enhance", emoji="🪄", custom_id=enhance_custom_id(job_hash)))
+        if draft
+        else row(
             button(label="Upscale (Subtle)", custom_id=ids.upscale_subtle(job_hash, model)),
             button(label="Upscale (Creative)", custom_id=ids.upscale_creative(job_hash, model)),
-        ),
+        )
+    )
+    return [
+        first,
         *_single_common(job_hash),
+        *([_animate_row(job_hash)] if model == "v7" else []),
         row(
             button(emoji="❤️", custom_id=f"{BOOKMARK_PREFIX}{job_hash}"),
             button(label="Web", emoji="🌐", style=5, url=web_url(job_hash, index)),
@@ -72,14 +108,33 @@ def upscaled_rows(job_hash: str, index: int, model: str) -> list[ActionRow]:
     ]
 
 
-def upscaled_again_rows(job_hash: str) -> list[ActionRow]:
+def upscaled_again_rows(job_hash: str, model: str = "v6") -> list[ActionRow]:
     """Under an `Upscaled (Subtle|Creative)` result: no further upscale buttons."""
     return [
         *_single_common(job_hash),
+        *([_animate_row(job_hash)] if model == "v7" else []),
         row(
             button(emoji="❤️", custom_id=f"{BOOKMARK_PREFIX}{job_hash}"),
             button(label="Web", emoji="🌐", style=5, url=web_url(job_hash)),
         ),
+    ]
+
+
+def video_grid_rows(job_hash: str) -> list[ActionRow]:
+    """Under an Animate result (a 2x2 grid of videos): [U1..U4 🔄] [Web]."""
+    return [
+        row(*[button(label=f"U{i}", custom_id=video_upscale_custom_id(i, job_hash)) for i in range(1, 5)],
+            button(emoji="🔄", custom_id=ids.reroll(job_hash))),
+        row(button(label="Web", emoji="🌐", style=5, url=web_url(job_hash))),
+    ]
+
+
+def video_single_rows(grid_hash: str, index: int) -> list[ActionRow]:
+    """Under one video of an Animate grid: [Extend (High motion) (Low motion)] [Web]; the extend
+    ids name the grid's job and the video's place in it."""
+    return [
+        row(*[button(label=EXTEND_LABELS[m], emoji="🎞️", custom_id=extend_custom_id(m, grid_hash, index)) for m in ("high", "low")]),
+        row(button(label="Web", emoji="🌐", style=5, url=web_url(grid_hash, index))),
     ]
 
 
@@ -95,11 +150,28 @@ def shorten_rows() -> list[ActionRow]:
     return [row(*[button(label=str(i), custom_id=f"{SHORTEN_PREFIX}{i}") for i in range(1, 6)])]
 
 
-def settings_rows(*, remix: bool, mode: str) -> list[ActionRow]:
+def settings_custom_id(key: str, on: bool, style: str = "plain") -> str:
+    """`plain`: MJ::Settings::<Key>; `stateful`: the speed toggles say what pressing them does,
+    MJ::Settings::RelaxMode::on while relax is off and ::off while it is on (README)."""
+    if style == "stateful" and key in ("FastMode", "RelaxMode", "TurboMode"):
+        return f"{SETTINGS_PREFIX}{key}::{'off' if on else 'on'}"
+    return f"{SETTINGS_PREFIX}{key}"
+
+
+def parse_settings_custom_id(custom_id: str) -> tuple[str, bool | None]:
+    """(key, wanted state): `MJ::Settings::RelaxMode::on` -> ("RelaxMode", True); a plain id has
+    no wanted state (None: toggle)."""
+    tail = custom_id[len(SETTINGS_PREFIX):]
+    key, _, arg = tail.partition("::")
+    return key, {"on": True, "off": False}.get(arg)
+
+
+def settings_rows(*, remix: bool, mode: str, style: str = "plain") -> list[ActionRow]:
     on = {"RemixMode": remix, "FastMode": mode == "fast", "RelaxMode": mode == "relax", "TurboMode": mode == "turbo"}
     return [
         row(*[
-            button(label=label, custom_id=f"{SETTINGS_PREFIX}{key}", style=3 if on[key] else 2)
+            button(label=label, custom_id=settings_custom_id(key, on[key], style), style=3 if on[key] else 2)
             for key, label in SETTINGS_TOGGLES.items()
-        ])
+        ]),
+        row(button(label="Reset Settings", custom_id=SETTINGS_RESET, style=4)),
     ]

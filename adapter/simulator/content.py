@@ -159,29 +159,110 @@ def queue_full_embed(command: str) -> Embed:
     )
 
 
+PLAN_NAME = "Standard"
+PLAN_FAST_HOURS = 15.0
+INFO_VALUE_COLUMN = 32  # `aligned` layout: values start at this column, as in newer /info answers
+
+
+def subscription_line(renews_at: int, plan: str = PLAN_NAME, billing: str = "monthly") -> str:
+    """`Standard (Active monthly, renews next on <t:1722649226>)`: clients read the plan, the
+    billing period and the renewal date (a Discord timestamp, seconds) out of it."""
+    return f"{plan} (Active {billing}, renews next on <t:{renews_at}>)"
+
+
 def info_embed(
     *,
     user_id: str,
     mode: Mode,
     fast_seconds_left: float,
     images: int,
+    relaxed_images: int,
     queued_fast: int,
     queued_relax: int,
     running: list[str],
+    renews_at: int,
+    layout: str = "classic",
 ) -> Embed:
+    """The /info answer. `classic`: `**Key**: value` lines led by the User ID; `aligned` (newer):
+    no User ID line, every value padded to one column, a blank line before the queues."""
     hours_left = max(fast_seconds_left, 0) / 3600
-    lines = [
-        f"**User ID**: {user_id}",
-        "**Subscription**: Standard (Active monthly, simulated)",
-        "**Visibility Mode**: Public",
-        f"**Job Mode**: {MODE_TITLE[mode]}",
-        f"**Fast Time Remaining**: {hours_left:.2f}/15.0 hours ({hours_left / 15 * 100:.2f}%)",
-        f"**Lifetime Usage**: {images} images",
-        f"**Queued Jobs (fast)**: {queued_fast}",
-        f"**Queued Jobs (relax)**: {queued_relax}",
-        f"**Running Jobs**: {', '.join(running) if running else 'None'}",
+    used_hours = max(PLAN_FAST_HOURS - hours_left, 0.0)
+    pairs: list[tuple[str, str] | None] = [
+        ("User ID", user_id) if layout == "classic" else None,
+        ("Subscription", subscription_line(renews_at)),
+        ("Job Mode", MODE_TITLE[mode]),
+        ("Visibility Mode", "Public"),
+        ("Fast Time Remaining", f"{hours_left:.2f}/{PLAN_FAST_HOURS:.1f} hours ({hours_left / PLAN_FAST_HOURS * 100:.2f}%)"),
+        ("Lifetime Usage", f"{images} images ({used_hours:.2f} hours)"),
+        ("Relaxed Usage", f"{relaxed_images} images ({relaxed_images / 240:.2f} hours)"),
+        ("", "") if layout == "aligned" else None,
+        ("Queued Jobs (fast)", str(queued_fast)),
+        ("Queued Jobs (relax)", str(queued_relax)),
+        ("Running Jobs", ", ".join(running) if running else "None"),
     ]
+    lines = []
+    for pair in pairs:
+        if pair is None:
+            continue
+        key, value = pair
+        if not key:
+            lines.append("")
+        elif layout == "aligned":
+            lines.append(f"**{key}**:".ljust(INFO_VALUE_COLUMN) + value)
+        else:
+            lines.append(f"**{key}**: {value}")
     return Embed(type="rich", title="Your info", description="\n".join(lines), color=BLURPLE)
+
+
+# --- /settings and /prefer -------------------------------------------------------------------
+
+
+def settings_text(suffix: str) -> str:
+    return f"Adjust your settings here. Current suffix: `{suffix}`" if suffix else "Adjust your settings here."
+
+
+def remix_toggled_text(on: bool) -> str:
+    # "Remix mode turned on" / "... off" is the prefix public clients match (README)
+    state = "on" if on else "off"
+    return f"Remix mode turned {state}! You can switch it again with `/prefer remix`."
+
+
+def suffix_text(suffix: str) -> str:
+    return f"Custom suffix saved: `{suffix}`" if suffix else "Custom suffix cleared."
+
+
+def option_set_text(name: str, value: str) -> str:
+    return f"Custom option `--{name}` saved: `{value}`" if value else f"Custom option `--{name}` deleted."
+
+
+def option_list_text(options: dict[str, str]) -> str:
+    if not options:
+        return "You have no custom options. Create one with `/prefer option set`."
+    return "Your custom options:\n" + "\n".join(f"`--{k}`: {v}" for k, v in sorted(options.items()))
+
+
+# --- the ✉️ reaction ---------------------------------------------------------------------------
+
+
+def seed_dm_text(prompt: str, job_hash: str, seed: int) -> str:
+    """The DM a ✉️ reaction on a result earns: `**<prompt>**\n**Job ID**: <uuid>\n**seed** <n>`
+    (the shape trueai-org/midjourney-proxy parses for the seed)."""
+    return f"**{prompt}**\n**Job ID**: {job_hash}\n**seed** {seed}"
+
+
+def rated_text(guild_id: str | None, channel_id: str, message_id: str) -> str:
+    """The answer to ❤️ (MJ::BOOKMARK) on a result."""
+    where = f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
+    return f"You have successfully rated [this job]({where}) with 😍"
+
+
+# --- video ------------------------------------------------------------------------------------
+
+
+def animate_prompt(source_prompt: str, motion: str, aspect: str) -> str:
+    """Animate rewrites the prompt: the text, then `--motion <m> --video 1 --aspect W:H` (the
+    source's other flags are dropped)."""
+    return f"{parse_prompt(source_prompt).text} --motion {motion} --video 1 --aspect {aspect}".strip()
 
 
 # --- describe / shorten ----------------------------------------------------------------------

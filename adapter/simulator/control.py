@@ -74,6 +74,8 @@ class SettingsBody(msgspec.Struct):
     user_id: str | None = None
     remix: bool | None = None
     mode: Literal["fast", "relax", "turbo"] | None = None
+    info_layout: Literal["classic", "aligned"] | None = None
+    settings_ids: Literal["plain", "stateful"] | None = None
 
 
 def _ok(body: Any, status: int = 200) -> Response[bytes]:
@@ -107,7 +109,12 @@ def control_routes(ctx: SimContext) -> list[HTTPRouteHandler]:
     async def accounts() -> Response[bytes]:
         users = ctx.world.users
         # the behaviour switches as they are now (the control API may have flipped them)
-        return _ok([msgspec.to_builtins(a) | {"interaction_events_fallback": users[a.user_id].interaction_events_fallback, "final_message_nonce": users[a.user_id].final_message_nonce} for a in ctx.accounts])
+        prefs = [ctx.bot.user_prefs(users[a.user_id]) for a in ctx.accounts]
+        return _ok([
+            msgspec.to_builtins(a)
+            | {"interaction_events_fallback": users[a.user_id].interaction_events_fallback, "final_message_nonce": users[a.user_id].final_message_nonce, "info_layout": p.info_layout, "settings_ids": p.settings_ids}
+            for a, p in zip(ctx.accounts, prefs, strict=True)
+        ])
 
     @get(f"{PREFIX}/info")
     async def info() -> Response[bytes]:
@@ -154,7 +161,8 @@ def control_routes(ctx: SimContext) -> list[HTTPRouteHandler]:
         handler("faults/interaction-5xx", ServerErrorBody, lambda b: faults.interaction_5xx(b.count, b.status, b.accepted, b.user_id)),
         handler("faults/bump-command-versions", BumpBody, lambda b: faults.bump_command_versions(b.name)),
         handler("faults/reset", None, lambda b: faults.reset()),
-        handler("settings", SettingsBody, lambda b: faults.set_settings(b.user_id, remix=b.remix, mode=b.mode)),
+        handler("settings", SettingsBody, lambda b: faults.set_settings(
+            b.user_id, remix=b.remix, mode=b.mode, info_layout=b.info_layout, settings_ids=b.settings_ids)),
         handler("guild-apps", GuildAppsBody, lambda b: faults.set_guild_apps(b.apps, b.user_id)),
         handler("behaviour", BehaviourBody, lambda b: faults.set_behaviour(
             b.user_id, interaction_events_fallback=b.interaction_events_fallback, final_message_nonce=b.final_message_nonce)),

@@ -111,13 +111,19 @@ class Faults:
         """New command versions: clients holding the old ones get 400 code 50035."""
         return self._ctx.commands.bump(name)
 
-    def set_settings(self, user_id: str | None = None, *, remix: bool | None = None, mode: str | None = None) -> int:
+    def set_settings(
+        self, user_id: str | None = None, *, remix: bool | None = None, mode: str | None = None,
+        info_layout: str | None = None, settings_ids: str | None = None,
+    ) -> int:
+        """Midjourney-side settings, and the bot's two behaviours where it has two
+        (`info_layout`, `settings_ids`: README, "Bot replies confirmed in public clients")."""
         users = [u for u in self._ctx.world.users.values() if user_id is None or u.id == user_id]
         for user in users:
             if remix is not None:
                 user.remix = remix
             if mode is not None:
                 user.mode = Mode(mode)
+            self._ctx.bot.set_prefs(user, info_layout=info_layout, settings_ids=settings_ids)
         return len(users)
 
     def set_behaviour(

@@ -10,7 +10,7 @@ from adapter.simulator.images import parse_ar
 
 Check = Callable[[str], str | None]  # value -> problem (None when fine)
 
-VERSIONS = {"1", "2", "3", "4", "5", "5.0", "5.1", "5.2", "6", "6.0", "6.1", "7"}
+VERSIONS = {"1", "2", "3", "4", "5", "5.0", "5.1", "5.2", "6", "6.0", "6.1", "7", "7.0"}
 NIJI_VERSIONS = {"", "4", "5", "6"}
 
 
@@ -93,6 +93,9 @@ FLAGS: dict[str, Check] = {
     "test": _bare,
     "testp": _bare,
     "video": _bare,
+    "draft": _bare,  # v7 draft mode
+    "motion": _one_of({"low", "high"}),  # video: Animate's motion
+    "loop": _bare,
 }
 
 ZOOM_CHECK = _number(1, 2)

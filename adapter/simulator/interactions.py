@@ -21,7 +21,7 @@ from adapter.simulator.context import SimContext
 from adapter.simulator.state import Upload, UserState
 from adapter.simulator.wire import Message
 
-ModalKind = Literal["custom_zoom", "remix_variation", "remix_reroll", "remix_pan", "iframe_inpaint", "iframe_captcha"]
+ModalKind = Literal["custom_zoom", "remix_variation", "remix_reroll", "remix_pan", "remix_animate", "iframe_inpaint", "iframe_captcha"]
 
 
 class InteractionRecord(msgspec.Struct, frozen=True):
@@ -248,29 +248,42 @@ def _check_command(ctx: SimContext, inter: Interaction, files: dict[str, Upload]
             )
         inter.attachments[att_id] = upload
 
-    known = {o.name: o for o in command.options}
-    options = data.get("options") or []
+    inter.options = _check_options(inter, command.options, data.get("options"), ["data", "options"])
+
+
+def _check_options(inter: Interaction, specs: list[Any], options: Any, path: list[str]) -> dict[str, Any]:
+    """The given options against their specs, as {name: value}; a subcommand (type 1) or a
+    subcommand group (type 2) carries its own options and becomes {name: {its options}}. Where
+    the specs are subcommands, exactly one must be chosen."""
+    known = {o.name: o for o in specs}
+    options = options or []
     if not isinstance(options, list):
-        raise form_error(["data", "options"], "BASE_TYPE_LIST", "Must be a list")
+        raise form_error(path, "BASE_TYPE_LIST", "Must be a list")
+    out: dict[str, Any] = {}
     for i, opt in enumerate(options):
         if not isinstance(opt, dict) or opt.get("name") not in known:
-            raise form_error(["data", "options", str(i)], "APPLICATION_COMMAND_OPTION_UNKNOWN", "Unknown option")
+            raise form_error([*path, str(i)], "APPLICATION_COMMAND_OPTION_UNKNOWN", "Unknown option")
         spec = known[opt["name"]]
         if opt.get("type") != spec.type:
-            raise form_error(["data", "options", str(i), "type"], "APPLICATION_COMMAND_OPTION_TYPE_INVALID", "Option type mismatch")
+            raise form_error([*path, str(i), "type"], "APPLICATION_COMMAND_OPTION_TYPE_INVALID", "Option type mismatch")
         value = opt.get("value")
-        if spec.type == 11:
+        if spec.type in (1, 2):
+            value = _check_options(inter, spec.options or [], opt.get("options"), [*path, str(i), "options"])
+        elif spec.type == 11:
             if str(value) not in inter.attachments:
-                raise form_error(["data", "options", str(i), "value"], "ATTACHMENT_NOT_FOUND", "Unknown attachment")
+                raise form_error([*path, str(i), "value"], "ATTACHMENT_NOT_FOUND", "Unknown attachment")
             value = str(value)
         elif not isinstance(value, str):
-            raise form_error(["data", "options", str(i), "value"], "BASE_TYPE_STRING", "Must be a string")
+            raise form_error([*path, str(i), "value"], "BASE_TYPE_STRING", "Must be a string")
         elif spec.choices and value not in {c.value for c in spec.choices}:
-            raise form_error(["data", "options", str(i), "value"], "BASE_TYPE_CHOICES", "Value must be one of the choices")
-        inter.options[spec.name] = value
-    for spec in command.options:
-        if spec.required and spec.name not in inter.options:
-            raise form_error(["data", "options"], "APPLICATION_COMMAND_OPTIONS_REQUIRED_MISSING", f"Required option {spec.name} is missing")
+            raise form_error([*path, str(i), "value"], "BASE_TYPE_CHOICES", "Value must be one of the choices")
+        out[spec.name] = value
+    if any(spec.type in (1, 2) for spec in specs) and len(out) != 1:
+        raise form_error(path, "APPLICATION_COMMAND_OPTIONS_REQUIRED_MISSING", "Choose exactly one subcommand")
+    for spec in specs:
+        if spec.required and spec.name not in out:
+            raise form_error(path, "APPLICATION_COMMAND_OPTIONS_REQUIRED_MISSING", f"Required option {spec.name} is missing")
+    return out
 
 
 def _check_component(ctx: SimContext, inter: Interaction, payload: InteractionPayload) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import io
 import logging
 import random
 import time
@@ -21,9 +22,10 @@ from collections.abc import Callable
 from typing import Literal
 
 import msgspec
-from PIL import Image
+from PIL import Image, ImageEnhance
 
 from adapter.domain.actions import Action, Mode
+from adapter.domain.prompt import parse_prompt
 from adapter.simulator import content, images
 from adapter.simulator.context import SimContext
 from adapter.simulator.faults import FailFault
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 GRID_STEPS = (0, 15, 31, 46, 62, 78, 93)
 MAX_JOBS = 5000  # finished jobs beyond this are forgotten, oldest first (a long demo run)
 UPSCALE_STEPS = (0, 31, 62, 93)
+VIDEO_FRAMES = 6  # frames of a simulated video (an animated WebP, as Midjourney delivers them)
 
 
 class JobState(str, enum.Enum):
@@ -104,6 +107,8 @@ class SimJob:
         parent: str | None = None,
         command: str = "",
         web_link_ratio: float = 0.5,
+        kind: str | None = None,
+        video: bool = False,
     ) -> None:
         self.rng = rng
         self.hash = job_hash(rng)
@@ -139,11 +144,17 @@ class SimJob:
         self.result_path: str | None = None
         self.fail_title: str | None = None
         self.task: asyncio.Task[None] | None = None
+        self.kind = kind or action.value  # what /_simulator/jobs calls it (ANIMATE, ENHANCE, ...)
+        self.video = video  # the result is an animated WebP
+        self.result_attachment: Attachment | None = None
+        # drawn last, so adding it moved no other draw: the seed a ✉️ reaction reports
+        flag_seed = parse_prompt(prompt).flags.get("seed", "")
+        self.seed = int(flag_seed) if flag_seed.isdigit() else rng.randrange(4294967296)
 
     def info(self) -> dict[str, object]:
         return {
             "hash": self.hash,
-            "action": self.action.value,
+            "action": self.kind,
             "user_id": self.user.id,
             "channel_id": self.channel_id,
             "prompt": self.prompt,
@@ -174,6 +185,7 @@ class JobRunner:
         self.ctx = ctx
         self.messenger = messenger
         self.jobs: dict[str, SimJob] = {}
+        self.relaxed_images: dict[str, int] = {}  # per user: images made in relax mode (/info)
         self._lanes: dict[str, _Lane] = {}
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -354,6 +366,13 @@ class JobRunner:
         await self._publish(job, picture)
         self.messenger.delete(progress)
 
+    def find_by_result(self, message_id: str) -> SimJob | None:
+        """The finished job whose result is this message."""
+        for job in self.jobs.values():
+            if job.state is JobState.DONE and job.result_message is not None and job.result_message.id == message_id:
+                return job
+        return None
+
     def _render(self, job: SimJob) -> Image.Image:
         if job.shape == "grid":
             return images.render_grid(job.size, job.colours, job.prompt, job.caption)
@@ -361,9 +380,15 @@ class JobRunner:
 
     async def _publish(self, job: SimJob, picture: Image.Image) -> None:
         ctx = self.ctx
-        png = await asyncio.to_thread(images.encode_png, picture)
-        filename = f"{job.user.user.username}_{content.slug(job.prompt)}_{job.hash}.png"
-        attachment = ctx.cdn.store(job.channel_id, filename, png, width=picture.width, height=picture.height, content_type="image/png")
+        if job.video:
+            data = await asyncio.to_thread(_animated_webp, picture)
+            filename = f"{job.user.user.username}_{content.slug(job.prompt)}_{job.hash}.webp"
+            attachment = ctx.cdn.store(job.channel_id, filename, data, width=picture.width, height=picture.height, content_type="image/webp")
+        else:
+            png = await asyncio.to_thread(images.encode_png, picture)
+            filename = f"{job.user.user.username}_{content.slug(job.prompt)}_{job.hash}.png"
+            attachment = ctx.cdn.store(job.channel_id, filename, png, width=picture.width, height=picture.height, content_type="image/png")
+        job.result_attachment = attachment
         job.result_path = attachment.url.split("?", 1)[0][len(ctx.cdn.base_url) :]
         web = f"https://midjourney.com/jobs/{job.hash}" if job.web_link else None
         text = content.final_line(job.prompt, job.label, job.user.id, job.mode if job.show_mode else None, web)
@@ -380,7 +405,10 @@ class JobRunner:
         job.progress = 100
         job.state = JobState.DONE
         job.finished_at = time.time()
-        job.user.images_made += 4 if job.shape == "grid" else 1
+        if not job.video:
+            job.user.images_made += 4 if job.shape == "grid" else 1
+            if job.mode is Mode.RELAX:
+                self.relaxed_images[job.user.id] = self.relaxed_images.get(job.user.id, 0) + (4 if job.shape == "grid" else 1)
         if job.mode is not Mode.RELAX:
             job.user.fast_seconds_left -= 60.0 if job.mode is Mode.FAST else 120.0
 
@@ -395,3 +423,12 @@ class JobRunner:
         job.state = JobState.FAILED
         job.fail_title = fail.title
         job.finished_at = time.time()
+
+
+def _animated_webp(picture: Image.Image) -> bytes:
+    """A short looping animated WebP of `picture` (brightness pulsing), the way Midjourney
+    delivers Animate results: `image/webp`, not a video container."""
+    frames = [ImageEnhance.Brightness(picture).enhance(0.8 + 0.4 * i / (VIDEO_FRAMES - 1)) for i in range(VIDEO_FRAMES)]
+    out = io.BytesIO()
+    frames[0].save(out, format="WEBP", save_all=True, append_images=frames[1:], duration=120, loop=0, quality=40, method=0)
+    return out.getvalue()

@@ -21,6 +21,7 @@ from adapter.simulator.wire import (
 )
 
 EPHEMERAL = 64
+LOADING = 128  # a deferred interaction answer: the bot is "thinking" (message flag 1 << 7)
 
 
 class Origin(msgspec.Struct, kw_only=True):
@@ -141,6 +142,7 @@ class Messenger:
         embeds: list[Embed] | None = None,
         attachments: list[Attachment] | None = None,
         components: list[ActionRow] | None = None,
+        flags: int | None = None,
     ) -> Message:
         if content is not None:
             message.content = content
@@ -150,6 +152,8 @@ class Messenger:
             message.attachments = attachments
         if components is not None:
             message.components = components
+        if flags is not None:
+            message.flags = flags
         message.edited_timestamp = now_iso()
         # Discord puts the nonce on MESSAGE_CREATE only, never on MESSAGE_UPDATE
         update = msgspec.structs.replace(message, nonce=None)

@@ -43,7 +43,6 @@ MAX_BODY = 64 * 1024 * 1024
 RATE_LIMIT = 50  # per bucket per window: advertised, not enforced (faults produce 429s)
 RATE_WINDOW = 1.0
 _ID_IN_PATH = re.compile(r"/\d{6,}")
-_CANCEL_EMOJI = {"❌", "✖️", "✖"}
 _SNOWFLAKE = re.compile(r"\d{1,20}")
 
 
@@ -493,8 +492,7 @@ def build_app(ctx: SimContext) -> ASGIApp:
         if message.guild_id is not None:  # DMs have no guild_id
             event["guild_id"] = message.guild_id
         ctx.hub.to_channel(channel_id, "MESSAGE_REACTION_ADD", event)
-        if emoji in _CANCEL_EMOJI:
-            ctx.runner.cancel_by_message(user.id, message_id)
+        ctx.bot.react(user, message, emoji)  # what the bot does about it (❌ cancel/delete, ✉️ DM)
         return Response(content=None, status_code=204)
 
     # --- CDN and the iframe backend --------------------------------------------------------

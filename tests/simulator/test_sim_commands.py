@@ -105,7 +105,10 @@ async def test_blend(client: Client) -> None:
 async def test_shorten(client: Client) -> None:
     prompt = "a very detailed photograph of an ancient stone lighthouse standing on a windswept cliff --ar 16:9"
     r, nonce = await client.rest.command(client.session_id, "shorten", [{"type": 3, "name": "prompt", "value": prompt}])
-    msg = await client.gw.event("MESSAGE_CREATE", lambda d: d.get("nonce") == nonce)
+    placeholder = await client.gw.event("MESSAGE_CREATE", lambda d: d.get("nonce") == nonce)
+    assert placeholder["flags"] == 128 and placeholder["embeds"] == [] and placeholder["interaction"]["name"] == "shorten"
+    msg = await client.gw.event("MESSAGE_UPDATE", lambda d: d["id"] == placeholder["id"])
+    assert "nonce" not in msg and msg["flags"] == 0
     embed = msg["embeds"][0]
     assert embed["footer"]["text"] == "Click on a button to imagine one of the shortened prompts"
     options = re.findall(rf"([1-5]){KEYCAP} (.+)", embed["description"])
@@ -118,9 +121,19 @@ async def test_shorten(client: Client) -> None:
     assert line(grid).startswith(f"**{options[2][1]}** - ")
 
 
-async def test_info_reports_mode_and_queues(client: Client) -> None:
+async def info(client: Client) -> dict:
+    """/info the slow-command way: a LOADING placeholder with the nonce, then its update."""
     r, nonce = await client.rest.command(client.session_id, "info")
-    msg = await client.gw.event("MESSAGE_CREATE", lambda d: d.get("nonce") == nonce)
+    assert r.status_code == 204, r.text
+    placeholder = await client.gw.event("MESSAGE_CREATE", lambda d: d.get("nonce") == nonce)
+    assert placeholder["flags"] == 64 | 128 and placeholder["embeds"] == [] and placeholder["content"] == ""
+    msg = await client.gw.event("MESSAGE_UPDATE", lambda d: d["id"] == placeholder["id"])
+    assert "nonce" not in msg and msg["flags"] == 64
+    return msg
+
+
+async def test_info_reports_mode_and_queues(client: Client) -> None:
+    msg = await info(client)
     embed = msg["embeds"][0]
     assert embed["title"] == "Your info" and msg["flags"] & 64
     lines = dict(re.findall(r"\*\*(.+?)\*\*: (.*)", embed["description"]))
@@ -129,8 +142,7 @@ async def test_info_reports_mode_and_queues(client: Client) -> None:
     assert "Subscription" in lines and "hours" in lines["Fast Time Remaining"]
     r, nonce = await client.rest.command(client.session_id, "turbo")
     assert (await client.gw.event("MESSAGE_CREATE", lambda d: d.get("nonce") == nonce))["content"] == "Done!"
-    r, nonce = await client.rest.command(client.session_id, "info")
-    msg = await client.gw.event("MESSAGE_CREATE", lambda d: d.get("nonce") == nonce)
+    msg = await info(client)
     assert "**Job Mode**: Turbo" in msg["embeds"][0]["description"]
     # ephemeral: not in the channel's history
     history = (await client.rest.http.get(f"/channels/{client.account.channel_id}/messages")).json()

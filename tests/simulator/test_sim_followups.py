@@ -124,7 +124,11 @@ async def test_custom_zoom_modal(client: Client) -> None:
     field = modal["components"][0]["components"][0]
     assert field["type"] == 4 and field["custom_id"] == ids.CUSTOM_ZOOM_FIELD
     assert field["value"] == "a tower --ar 1:1 --zoom 2"
-    assert not [s for s in client.gw.dispatches("INTERACTION_SUCCESS") if s["d"]["nonce"] == nonce]
+    # then the button press succeeds: its INTERACTION_SUCCESS (same id) is what clients wait for
+    success = await client.gw.event("INTERACTION_SUCCESS", lambda d: d["nonce"] == nonce)
+    assert success["id"] == modal["id"]
+    kinds = [f["t"] for f in client.gw.dispatches() if f["t"].startswith("INTERACTION") and f["d"].get("nonce") == nonce]
+    assert kinds == ["INTERACTION_CREATE", "INTERACTION_MODAL_CREATE", "INTERACTION_SUCCESS"]
 
     # --zoom 3 is out of range: an "Invalid parameter" embed, no job
     r, bad_nonce = await client.rest.submit_modal(client.session_id, modal, {ids.CUSTOM_ZOOM_FIELD: "a tower --zoom 3"})
@@ -197,8 +201,10 @@ async def test_remix_modals(sim: Simulator, client: Client) -> None:
 
 async def test_remix_through_the_settings_command(client: Client) -> None:
     r, nonce = await client.rest.command(client.session_id, "settings")
-    settings = await client.gw.event("MESSAGE_CREATE", lambda d: d.get("nonce") == nonce)
-    assert settings["flags"] & 64
+    placeholder = await client.gw.event("MESSAGE_CREATE", lambda d: d.get("nonce") == nonce)
+    assert placeholder["flags"] == 64 | 128 and placeholder["components"] == []
+    settings = await client.gw.event("MESSAGE_UPDATE", lambda d: d["id"] == placeholder["id"])
+    assert settings["flags"] == 64 and settings["content"].startswith("Adjust your settings here.")
     remix = next(b for b in buttons(settings) if b["custom_id"] == "MJ::Settings::RemixMode")
     assert remix["style"] == 2
     await client.press(settings, "MJ::Settings::RemixMode")

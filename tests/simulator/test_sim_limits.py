@@ -32,7 +32,8 @@ async def test_job_queued_then_queue_full_then_the_queue_drains() -> None:
         assert full["embeds"][0]["title"] == "Queue full" and full["embeds"][0]["color"] == 16711680
 
         r, nonce = await client.rest.command(client.session_id, "info")
-        info = await client.gw.event("MESSAGE_CREATE", lambda d: d.get("nonce") == nonce)
+        placeholder = await client.gw.event("MESSAGE_CREATE", lambda d: d.get("nonce") == nonce)
+        info = await client.gw.event("MESSAGE_UPDATE", lambda d: d["id"] == placeholder["id"])
         assert "**Queued Jobs (fast)**: 1" in info["embeds"][0]["description"]
 
         # cancel the stalled job with ❌: the queued one starts and finishes
