@@ -145,7 +145,7 @@ async def run_standalone(host: str, port: int, speed: float, seed: int, accounts
     await sim.start(host, port)
     out = sys.stdout
     print("Midjourney simulator (SIMULATED images, fake Discord) is running", file=out)
-    print(f"  REST       {sim.rest_base}", file=out)
+    print(f"  REST       {sim.rest_base}  (and {sim.base_url}/api/v10)", file=out)
     print(f"  gateway    {sim.gateway_url}", file=out)
     print(f"  CDN        {sim.base_url}/attachments/...", file=out)
     print(f"  inpaint    {sim.inpaint_submit_url}", file=out)
@@ -155,7 +155,7 @@ async def run_standalone(host: str, port: int, speed: float, seed: int, accounts
         # These tokens are fabricated for the simulator; printing them is how a user wires a client.
         print(
             f"  account {i}: token={account.token} user_id={account.user_id} "
-            f"guild_id={account.guild_id} channel_id={account.channel_id}",
+            f"guild_id={account.guild_id} channel_id={account.channel_id} dm_channel_id={account.dm_channel_id}",
             file=out,
         )
     out.flush()
