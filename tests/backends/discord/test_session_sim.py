@@ -345,15 +345,6 @@ async def test_recover_finds_a_finished_job_in_history(account: AccountFactory) 
     assert found.job_hash == out.job_hash and found.message_id == out.message_id
 
 
-async def test_recover_reports_a_job_with_no_trace(account: AccountFactory) -> None:
-    acct = await account()
-    with pytest.raises(JobFailed):
-        await asyncio.wait_for(
-            acct.recover(RecoveryProbe(operation=Imagine(prompt="never sent"), submitted_at_ms=now_ms(), nonce="123", prompt="never sent"), Recorder()),
-            WAIT,
-        )
-
-
 async def test_stale_command_version_is_refreshed_and_retried_once(sim: Simulator, account: AccountFactory) -> None:
     acct = await account()
     await run(acct, Imagine(prompt="warm the command cache"))
