@@ -102,7 +102,9 @@ async def test_sigterm_keeps_the_backlog_queued_and_the_restart_runs_it(engine: 
     acct.gate = asyncio.Event()
     svc = await engine.start([acct])
     jobs = [await svc.submit(imagine(f"backlog {i}")) for i in range(4)]
-    await asyncio.wait_for(acct.started.wait(), WAIT)
+    async with asyncio.timeout(WAIT):
+        while (await svc.get(jobs[0].id)).status is not JobStatus.SUBMITTED:
+            await asyncio.sleep(0.01)
 
     watching = asyncio.create_task(svc.wait(jobs[0].id, timeout=WAIT))
     await asyncio.sleep(0.05)
@@ -192,7 +194,9 @@ async def test_recovered_job_with_no_trace_is_not_failed_as_moderated(engine: En
     acct.gate = asyncio.Event()
     svc = await engine.start([acct])
     job = await svc.submit(imagine("in flight at the crash"))
-    await asyncio.wait_for(acct.started.wait(), WAIT)
+    async with asyncio.timeout(WAIT):
+        while (await svc.get(job.id)).status is not JobStatus.SUBMITTED:
+            await asyncio.sleep(0.01)
     await engine.stop()
 
     fresh = FakeAccount("a1")
