@@ -19,7 +19,7 @@ from adapter.api.context import ApiContext
 from adapter.api.mjproxy.hooks import build_webhooks
 from adapter.api.mjproxy.router import mj_routers
 from adapter.api.openai.errors import EXCEPTION_HANDLERS
-from adapter.api.openai.jobs_view import get_job
+from adapter.api.openai.jobs_view import act_on_job, get_job, get_job_seed
 from adapter.api.openai.router_images import create_image, get_model, list_models
 from adapter.api.openai.image_inputs import ImageInputs
 from adapter.api.openai.result_lookup import ResultFinder
@@ -78,8 +78,9 @@ def _discord_options(cfg: DiscordAccountConfig) -> DiscordAccountOptions:
     return DiscordAccountOptions(
         id=cfg.id,
         token=cfg.token.reveal(),
-        guild_id=cfg.guild_id,
+        guild_id=cfg.guild_id or None,
         channel_id=cfg.channel_id,
+        dm_channel_id=cfg.dm_channel_id or None,
         modes=cfg.modes,
         concurrency=cfg.concurrency,
         queue_size=cfg.queue_size,
@@ -216,7 +217,7 @@ def create_app(settings: Settings) -> Litestar:
 
     openai_routes = Router(
         path="/",
-        route_handlers=[list_models, get_model, create_image, get_job, accounts, pause_account, resume_account, create_chat_completion, create_image_edit, create_image_variation],
+        route_handlers=[list_models, get_model, create_image, get_job, act_on_job, get_job_seed, accounts, pause_account, resume_account, create_chat_completion, create_image_edit, create_image_variation],
         exception_handlers=EXCEPTION_HANDLERS,
     )
     return Litestar(

@@ -48,12 +48,14 @@ def _dec_hook(tp: type, obj: Any) -> Any:
 
 
 class DiscordAccountConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag_field="kind", tag="discord"):
-    """One Discord user account that has the Midjourney bot in a private channel."""
+    """One Discord user account that has the Midjourney bot in a private channel (a guild
+    channel, or with no guild_id its direct-message channel with the bot)."""
 
     id: str = ""  # defaults to "discord-<channel id>"
     token: Secret
-    guild_id: str
+    guild_id: str = ""  # empty: channel_id is the account's DM channel with the Midjourney bot
     channel_id: str
+    dm_channel_id: str = ""  # the DM channel with the bot (where seeds arrive); found if empty
     modes: tuple[Mode, ...] = (Mode.FAST, Mode.RELAX)
     concurrency: int = 3
     queue_size: int = 10
@@ -188,6 +190,7 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
             "token": token,
             "guild_id": env.get(ENV_PREFIX + "DISCORD_GUILD_ID", ""),
             "channel_id": env.get(ENV_PREFIX + "DISCORD_CHANNEL_ID", ""),
+            "dm_channel_id": env.get(ENV_PREFIX + "DISCORD_DM_CHANNEL_ID", ""),
         }
         if modes := env.get(ENV_PREFIX + "DISCORD_MODES"):
             acct["modes"] = _split_list(modes)
@@ -241,8 +244,11 @@ def _finish(settings: Settings) -> Settings:
     seen: set[str] = set()
     for i, acct in enumerate(settings.accounts):
         if isinstance(acct, DiscordAccountConfig):
-            if not acct.guild_id or not acct.channel_id:
-                raise ConfigError(f"account {i}: guild_id and channel_id are required for a Discord account")
+            if not acct.channel_id:
+                raise ConfigError(
+                    f"account {i}: channel_id is required for a Discord account (with guild_id for a guild channel, "
+                    "without it for the account's DM channel with the Midjourney bot)"
+                )
             default_id = f"discord-{acct.channel_id}"
         else:
             default_id = f"mjproxy-{i}"

@@ -296,16 +296,21 @@ def test_port_bounds_are_accepted() -> None:
     assert load_settings(env={"MJ_ADAPTER_PORT": "65535"}).port == 65535
 
 
-@pytest.mark.parametrize("missing", ["MJ_ADAPTER_DISCORD_GUILD_ID", "MJ_ADAPTER_DISCORD_CHANNEL_ID"])
-def test_env_account_without_guild_or_channel(missing: str) -> None:
-    env = {k: v for k, v in DISCORD_ENV.items() if k != missing}
+def test_env_account_without_channel() -> None:
+    env = {k: v for k, v in DISCORD_ENV.items() if k != "MJ_ADAPTER_DISCORD_CHANNEL_ID"}
     err = config_error(env=env)
-    assert "guild_id and channel_id are required" in str(err)
+    assert "channel_id is required" in str(err)
 
 
-def test_toml_account_missing_guild_field(tmp_path: Path) -> None:
-    err = config_error(tmp_path, f'[[accounts]]\ntoken = "{TOKEN_A}"\nchannel_id = "1"\n')
-    assert "guild_id" in str(err) and "accounts[0]" in str(err)
+def test_an_account_without_guild_lives_in_its_dm_channel(tmp_path: Path) -> None:
+    """No guild_id: channel_id is the account's DM channel with the Midjourney bot."""
+    env = {k: v for k, v in DISCORD_ENV.items() if k != "MJ_ADAPTER_DISCORD_GUILD_ID"}
+    (acct,) = load_settings(env=env).accounts
+    assert isinstance(acct, DiscordAccountConfig) and acct.guild_id == "" and acct.channel_id
+    path = tmp_path / "dm.toml"
+    path.write_text(f'[[accounts]]\ntoken = "{TOKEN_A}"\nchannel_id = "1"\ndm_channel_id = "9"\n', encoding="utf-8")
+    (acct,) = load_settings(path, env={}).accounts
+    assert isinstance(acct, DiscordAccountConfig) and (acct.guild_id, acct.channel_id, acct.dm_channel_id) == ("", "1", "9")
 
 
 def test_toml_account_with_empty_channel(tmp_path: Path) -> None:

@@ -418,13 +418,45 @@ _LABELS: dict[Action, Callable[[ButtonAction], str | None]] = {
 
 def describe_available(buttons: Sequence[Button]) -> list[str]:
     """Labels of the follow-ups a result supports, in Midjourney's button order, each of which
-    `parse_chat_command` understands (Custom Zoom wants a value: "custom zoom 1.3").
-    Vary (Region), likes, links and unknown buttons are left out."""
+    a chat message can ask for: the grammar's short labels (Custom Zoom wants a value: "custom
+    zoom 1.3"), and for buttons the grammar has no words for (v7 Animate, draft Enhance, any
+    new one) Midjourney's own label, which `resolve_label` finds again. Vary (Region), links
+    and buttons without a label (likes) are left out."""
     labels: list[str] = []
     for button in buttons:
         parsed = parse_custom_id(button.custom_id) if button.custom_id else None
         label_of = _LABELS.get(parsed.action) if parsed is not None else None
         label = label_of(parsed) if label_of is not None and parsed is not None else None
+        if label is None and parsed is not None and parsed.action in _BY_LABEL and button.label.strip():
+            label = button.label.strip()
         if label is not None and label not in labels:
             labels.append(label)
     return labels
+
+
+# Buttons pressed by typing Midjourney's label: the ones the grammar has no words for.
+_BY_LABEL = frozenset({Action.ANIMATE, Action.CUSTOM})
+_LABEL_JUNK = re.compile(r"[\s\W_]+")
+MAX_LABEL_CHARS = 60
+
+
+def _label_key(text: str) -> str:
+    return _LABEL_JUNK.sub("", unicodedata.normalize("NFKC", text).casefold())
+
+
+def resolve_label(text: str, buttons: Sequence[Button]) -> Button | None:
+    """The button a chat message names by its label ("Animate (High motion)", "enhance"), among
+    those the grammar has no words for; None otherwise. Case, spaces and punctuation do not
+    matter; the whole message must be the label."""
+    if not text.strip() or len(text) > MAX_LABEL_CHARS:
+        return None
+    key = _label_key(text)
+    if not key:
+        return None
+    for button in buttons:
+        parsed = parse_custom_id(button.custom_id) if button.custom_id else None
+        if parsed is None or parsed.action not in _BY_LABEL:
+            continue
+        if button.label and _label_key(button.label) == key:
+            return button
+    return None

@@ -296,9 +296,7 @@ def test_bad_input_on_real_tasks(server: ServerProcess, finished: dict[str, Any]
     # cancel of a finished task
     r = post(server, f"/task/{finished['id']}/cancel", {}, WEB_UI).json()
     assert r["code"] == 4 and "already ended" in r["description"]
-    # image-seed: not supported, said clearly; unknown task: 404
-    seed = httpx.get(f"{server.base}/mj/task/{finished['id']}/image-seed", headers=WEB_UI)
-    assert seed.status_code == 400 and seed.json()["code"] == 4 and "not supported" in seed.json()["description"]
+    # image-seed of an unknown task: 404 + code 3 (a finished task's seed: test_image_seed)
     assert httpx.get(f"{server.base}/mj/task/nope/image-seed", headers=WEB_UI).status_code == 404
     unknown = httpx.get(f"{server.base}/mj/task/nope/fetch", headers=WEB_UI)
     assert unknown.status_code == 404 and unknown.json()["code"] == 3
@@ -329,3 +327,27 @@ def test_queued_code_22_and_cancel(tmp_path: Path) -> None:
                 httpx.post(f"{slow.base}/mj/task/{a['result']}/cancel", headers=WEB_UI)
     finally:
         slow.stop()
+
+
+def test_image_seed(server: ServerProcess, finished: dict[str, Any]) -> None:
+    """As midjourney-proxy Plus answers it: code 1, "Success", the seed in `result`; then the
+    task carries it in properties.seed and the OpenAI door's job view shows it too."""
+    r = httpx.get(f"{server.base}/mj/task/{finished['id']}/image-seed", headers=WEB_UI, timeout=60)
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["code"] == 1 and answer["description"] == "Success" and answer["result"].isdigit(), answer
+    seed = answer["result"]
+    again = httpx.get(f"{server.base}/mj/task/{finished['id']}/image-seed", headers=WEB_UI, timeout=60).json()
+    assert again["result"] == seed  # kept on the task: the same answer without asking again
+    task = httpx.get(f"{server.base}/mj/task/{finished['id']}/fetch", headers=WEB_UI).json()
+    assert task["properties"]["seed"] == seed
+    job = httpx.get(f"{server.v1}/jobs/{finished['id']}", headers={"Authorization": f"Bearer {KEY_A}"}).json()
+    assert job["seed"] == seed
+    # another key's task does not exist for you
+    assert httpx.get(f"{server.base}/mj/task/{finished['id']}/image-seed", headers=RELAY).status_code == 404
+    # a task without an image has no seed
+    shortened = submit(server, "/submit/shorten", {"prompt": "a red fox, snow, forest, winter light, detailed"}, WEB_UI)["result"]
+    assert poll(server, shortened, WEB_UI)[-1]["status"] == "SUCCESS"
+    r = httpx.get(f"{server.base}/mj/task/{shortened}/image-seed", headers=WEB_UI, timeout=60)
+    assert r.status_code == 400 and r.json()["code"] == 4, r.text
+

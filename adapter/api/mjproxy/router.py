@@ -172,7 +172,9 @@ async def task_cancel(request: Request[Any, Any, Any], task_id: FromPath[str]) -
 
 
 async def task_image_seed(request: Request[Any, Any, Any], task_id: FromPath[str]) -> SubmitResult:
-    """Not supported: answers code 4 (400) for a known task, code 3 (404) otherwise."""
+    """Midjourney's seed of a finished task: code 1 with the seed in `result` (asked of
+    Midjourney once, then kept). Code 3 (404) for an unknown task, 4 (400) for one without an
+    image yet, 9 when Midjourney did not tell it."""
     owner = mj_owner(request)
     return await serving_of(request).image_seed(task_id, owner)
 

@@ -33,7 +33,7 @@ from adapter.domain.actions import Action, Bot, Mode
 from adapter.domain.buttons import parse_custom_id
 from adapter.domain.jobs import Job, JobStatus
 from adapter.domain.prompt import MODE_FLAGS, parse_prompt, strip_flags
-from adapter.engine.errors import EngineError, JobNotFound
+from adapter.engine.errors import ActionNotAvailable, EngineError, JobNotFound, SeedUnavailable
 from adapter.engine.specs import ActSpec, RequestMeta, SubmitSpec
 from adapter.engine.webhooks import hook_url_problem
 from adapter.media.fetch import FetchError
@@ -317,16 +317,20 @@ class MjServing:
         return SubmitResult(code=E.SUBMITTED, description="Cancelled", result=job.id, properties={"status": job.status.value})
 
     async def image_seed(self, task_id: str, owner: str) -> SubmitResult:
+        """As midjourney-proxy Plus answers it: code 1 with the seed in `result`; 404 + code 3
+        for an unknown task; 400 + code 4 for a task without an image (yet); code 9 when
+        Midjourney did not tell the seed (the message is gone, no DM came in time)."""
         try:
-            await self.service.get(task_id, owner)
+            seed = await self.service.seed(task_id.strip(), owner)
         except JobNotFound:
             raise task_not_found(task_id, status=404) from None
-        raise MjError(
-            E.VALIDATION_ERROR,
-            "image-seed is not supported by this server: reading a seed needs Midjourney's reply in a direct "
-            "message, which the Discord layer does not follow. Put --seed <n> in the prompt to fix a seed.",
-            status=400,
-        )
+        except ActionNotAvailable as exc:
+            raise MjError(E.VALIDATION_ERROR, exc.message, status=400) from None
+        except SeedUnavailable as exc:
+            raise MjError(E.SYSTEM_ERROR, exc.message, properties={"errorCategory": exc.category.value}) from None
+        except EngineError as exc:
+            raise from_engine(exc) from None
+        return SubmitResult(code=E.SUBMITTED, description="Success", result=seed)
 
 
 def _find_button(parent: Job, action: Action, index: int | None) -> str | None:

@@ -99,6 +99,7 @@ def task_view(job: Job, base: str) -> TaskView:
         "parentId": job.parent_id,
         "notifyHook": job.webhook_url,
         "errorCategory": job.error_category.value if job.error_category else None,
+        "seed": job.seed,
     }
     properties.update({k: v for k, v in optional.items() if v})
     if job.message_id:

@@ -38,7 +38,15 @@ from adapter.api.openai.protocol_chat import (
 )
 from adapter.api.openai.result_lookup import is_grid_job
 from adapter.domain.actions import Action, Mode
-from adapter.domain.chat_grammar import HELP_TEXT, ChatCommand, describe_available, parse_chat_command, resolve_button
+from adapter.domain.chat_grammar import (
+    HELP_TEXT,
+    MAX_LABEL_CHARS,
+    ChatCommand,
+    describe_available,
+    parse_chat_command,
+    resolve_button,
+    resolve_label,
+)
 from adapter.domain.errors import ErrorCategory
 from adapter.domain.jobs import Job, JobStatus
 from adapter.domain.models import ModelCatalog, ModelSpec
@@ -121,9 +129,27 @@ class ChatServing:
             turn.answer = await self._cancel(req, meta.owner)
         elif cmd.kind == "follow_up":
             await self._follow_up(turn, cmd, req, meta)
+        elif cmd.kind == "imagine" and not last.image_urls and await self._press_by_label(turn, last.text, req, meta):
+            pass  # the message named a button of the latest result ("Animate (High motion)")
         else:
             await self._new_job(turn, cmd, last.image_urls, spec, meta)
         return turn
+
+    async def _press_by_label(self, turn: ChatTurn, text: str, req: ChatRequest, meta: RequestMeta) -> bool:
+        """Buttons the chat grammar has no words for (v7 Animate, draft Enhance, new ones) are
+        offered under Midjourney's own labels; a message that is exactly one of them presses
+        it on the latest result."""
+        if len(text) > MAX_LABEL_CHARS:
+            return False
+        job = await self._latest(req, meta.owner, with_image=True)
+        if job is None or job.status is not JobStatus.SUCCESS:
+            return False
+        button = resolve_label(text, job.buttons)
+        if button is None or button.custom_id is None:
+            return False
+        act = ActSpec(meta=meta, parent_id=job.id, custom_id=button.custom_id)
+        await self._start(turn, lambda: self.service.act(act))
+        return True
 
     async def _new_job(self, turn: ChatTurn, cmd: ChatCommand, urls: Sequence[str], spec: ModelSpec, meta: RequestMeta) -> None:
         if len(cmd.prompt) > MAX_PROMPT_CHARS:
