@@ -30,6 +30,7 @@ CANCEL = "\u274c"  # ❌
 _JOB_ID = re.compile(rf"\*\*\s*job\s*id\s*:?\s*\*\*\s*:?\s*(?P<h>{UUID_RE})", re.IGNORECASE)
 _SEED = re.compile(r"\*\*\s*seed\s*:?\s*\*\*\s*:?\s*(?P<seed>\d{1,10})\b", re.IGNORECASE)
 MAX_SEED = 4294967295
+_JOB_LINE = "** - <@"  # `**<prompt>** - <@uid> ...`: a job's status line
 
 
 class SeedReply(msgspec.Struct, frozen=True):
@@ -68,6 +69,8 @@ def parse_seed_reply(message: object, *, bot_ids: Collection[str] = DEFAULT_BOT_
         if seed is None or int(seed["seed"]) > MAX_SEED:
             continue
         job = _JOB_ID.search(body)
+        if job is None and _JOB_LINE in body:
+            continue  # a job message whose prompt happens to read "**seed** 5", not a DM
         job_hash = job["h"].lower() if job else None
         if job_hash is None:
             for att in message.get("attachments") or []:

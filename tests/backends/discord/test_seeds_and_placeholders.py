@@ -61,6 +61,7 @@ def test_seed_dm_without_job_id_takes_the_hash_of_its_image() -> None:
         dm(f"**Job ID**: {HASH}"),  # no seed
         dm("**seed** 99999999999"),  # out of range
         dm("seed 123"),  # not the bot's wording
+        dm("**a **seed** 5 prompt** - <@1100000000000000001> (fast)"),  # a job line, not a DM
         None,
         "junk",
         {"author": "x"},
