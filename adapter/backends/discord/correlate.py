@@ -151,8 +151,11 @@ class Registry:
         candidates = [p for p in live if not (m.interaction_id and p.interaction_ids and m.interaction_id not in p.interaction_ids)]
         if m.reference_message_id:
             refs = [p for p in candidates if p.source_message_id == m.reference_message_id and _variant_fits(p, m)]
-            if refs:
-                return min(refs, key=lambda p: p.created)
+            # a press whose action the wording names beats one that merely cannot be ruled out
+            # (animate, enhance, unknown buttons)
+            named = [p for p in refs if p.button is not None and p.button.action in m.candidate_actions]
+            if named or refs:
+                return min(named or refs, key=lambda p: p.created)
         if m.prompt:
             key = normalize_for_match(m.prompt)
             same = [
