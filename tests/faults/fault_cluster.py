@@ -279,7 +279,7 @@ class Cluster:
         """The current incarnation's base URL (clients look it up on every attempt)."""
         return self.adapter.base
 
-    def start_adapter(self, ready_timeout: float = 20) -> AdapterProc:
+    def start_adapter(self, ready_timeout: float = 40) -> AdapterProc:
         if not self.env:
             self.configure()
         n = len(self.adapters) + 1

@@ -25,7 +25,10 @@ from fault_cluster import Cluster, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-BUDGET = 40.0  # seconds from submission to the last job's end, faults and restarts included
+# seconds from submission to the last job's end, faults and restarts included: a passing run takes
+# 5-15 s; the margin is for a loaded machine (a restart alone has taken 16 s there). Any job that
+# waits for a timeout (900 s fast mode, 60 s recovery wait) blows through it.
+BUDGET = 45.0
 
 
 def finish(cluster: Cluster) -> None:
@@ -111,11 +114,9 @@ def test_gateway_drops_and_429_storm_mid_run(cluster: Cluster) -> None:
     cluster.sim.must_fault("rate-limit", {"count": 8, "retry_after": 0.5})
     dropped = cluster.sim.must_fault("drop-gateway")
     cluster.event(f"rate-limit x8 + drop-gateway ({dropped} socket(s))")
-    # a second drop once the accounts are back (or half a second later, whichever first)
-    try:
-        wait_for(lambda: all(a["state"] == "ready" for a in cluster.accounts()), 0.5, "accounts ready again")
-    except AssertionError:
-        pass
+    # a second drop once the accounts are back on the gateway, while jobs still run
+    time.sleep(0.2)  # let them notice the first drop
+    wait_for(lambda: all(a["state"] == "ready" for a in cluster.accounts()), 10, "accounts ready again after the first drop")
     cluster.sim.must_fault("rate-limit", {"count": 4, "retry_after": 0.5})
     dropped = cluster.sim.must_fault("drop-gateway")
     cluster.event(f"rate-limit x4 + drop-gateway again ({dropped} socket(s))")
