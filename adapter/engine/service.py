@@ -93,6 +93,7 @@ class JobService:
         self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
         self.drain_seconds = 10.0  # how long shutdown waits for interactions being sent
+        self.cancel_wait_seconds = 10.0  # how long a cancel waits for Midjourney to stop the job
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -281,8 +282,21 @@ class JobService:
         if job.status.finished:
             return job
         self.scheduler.remove(job.id)
+        running = self._tasks.get(job.id)
+        if running is not None and job.status in _RUNNING and job.progress_message_id and job.account_id:
+            # Stop it at Midjourney too (❌ on its progress message), so it spends nothing more;
+            # the runner sees Midjourney end it and records the cancel itself.
+            account = self.scheduler.account(job.account_id)
+            asked = False
+            if account is not None:
+                try:
+                    asked = await account.cancel_running(job.progress_message_id)
+                except Exception as exc:
+                    log.warning("job %s: could not cancel it at Midjourney: %s", job.id, exc)
+            if asked:
+                await asyncio.wait({running}, timeout=self.cancel_wait_seconds)
         task = self._tasks.pop(job.id, None)
-        if task is not None:
+        if task is not None and not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         job = await self.get(job_id)
@@ -407,7 +421,8 @@ class JobService:
             return
         except JobFailed as exc:
             await tracker.settled()
-            await self._finish(job, JobStatus.FAILURE, reason=exc.error.message, category=exc.error.category)
+            status = JobStatus.CANCEL if exc.error.category is ErrorCategory.CANCELLED else JobStatus.FAILURE
+            await self._finish(job, status, reason=exc.error.message, category=exc.error.category)
             return
         except TimeoutError:
             await tracker.settled()

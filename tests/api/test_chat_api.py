@@ -181,6 +181,9 @@ def test_keepalive_comments_while_waiting(server: ServerProcess) -> None:
     answer = ask(client, [*history, {"role": "user", "content": "取消"}])
     assert "Cancelled" in answer and job_id in answer
     assert job(server, job_id)["status"] == "CANCEL"
+    # and it was stopped at Midjourney too (❌ on its progress message), not only forgotten here
+    sim_jobs = httpx.get(sim + "/_simulator/jobs").json()
+    assert [j["state"] for j in sim_jobs if "a stalled job" in j["prompt"]] == ["cancelled"]
     # nothing left to cancel
     answer = ask(client, [*history, {"role": "assistant", "content": answer}, {"role": "user", "content": "cancel"}])
     assert "Nothing is running" in answer

@@ -79,6 +79,7 @@ class FakeAccount:
         self.not_sent_after_submit = 0  # this many runs persist "submitted", then raise NotSent
         self.until_ms: int | None = None
         self.drained = False
+        self.cancel_requests: list[str] = []
         self.recovered: list[RecoveryProbe] = []
         self.recover_result: Callable[[RecoveryProbe], JobOutput] | None = None
         self.started = asyncio.Event()
@@ -109,6 +110,10 @@ class FakeAccount:
 
     async def drain(self, timeout: float) -> None:
         self.drained = True
+
+    async def cancel_running(self, progress_message_id: str) -> bool:
+        self.cancel_requests.append(progress_message_id)
+        return False  # nothing to stop at a fake Midjourney: the engine cancels locally
 
     def output(self, op: Operation) -> JobOutput:
         h = str(uuid.uuid4())
