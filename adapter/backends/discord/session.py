@@ -180,7 +180,9 @@ class DiscordAccount(AccountHealthMixin):
         self._epoch = 0  # bumped on every loss of continuity
         self._reconciling: asyncio.Task[None] | None = None
         self._replay: asyncio.Task[None] | None = None
-        self._replay_since_ms: int | None = None
+        self._replay_wanted = 0  # history reads asked for / done: every caller gets a read
+        self._replay_done = 0  # that started after it registered its job
+        self._idle_check: asyncio.Task[bool | None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self.reconciles = 0
         self._draining = False
@@ -1018,9 +1020,52 @@ class DiscordAccount(AccountHealthMixin):
         self._registry.add(p)
         try:
             await self._replay_history()
+            if not p.done and not p.anchors and not p.seen_message:
+                await self._settle_traceless(p, op.bot)
             return await p.future
         finally:
             self._registry.remove(p)
+
+    async def _settle_traceless(self, p: Pending, bot: Bot) -> None:
+        """A recovered job with no trace at all either never left (the process died between
+        marking it submitted and its POST) or waits, unseen, in Midjourney's queue ("Job
+        queued" is ephemeral). /info tells them apart: when Midjourney has nothing queued or
+        running for this account, and the history read after that answer still has no trace of
+        the job, it never reached Midjourney, and NotSent lets the engine queue it again.
+        Otherwise keep watching, and ask again later."""
+        delay = max(self.options.ack_grace_seconds, 1.0)
+        while not p.done:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await asyncio.shield(p.future)
+            if p.done or p.anchors or p.seen_message:
+                return
+            if await self._midjourney_idle(bot):
+                await self._replay_history()
+                if not p.done and not p.anchors and not p.seen_message:
+                    raise NotSent(
+                        BackendError(
+                            category=ErrorCategory.RETRYABLE,
+                            message="Midjourney has no trace of the job (nothing queued, running or finished): it was never sent",
+                        )
+                    )
+            delay = min(delay * 2, 30.0)
+
+    async def _midjourney_idle(self, bot: Bot) -> bool:
+        """Whether /info says nothing is queued or running for this account (shared by every
+        recovered job asking at the same time). False when it cannot tell."""
+        if self._idle_check is None or self._idle_check.done():
+            self._idle_check = self._spawn(self._ask_info(bot), f"info-{self.id}")
+        return bool(await asyncio.shield(self._idle_check))
+
+    async def _ask_info(self, bot: Bot) -> bool | None:
+        try:
+            async with asyncio.timeout(max(self.options.modal_timeout_seconds, 10.0)):
+                out = await self._info(Info(bot=bot), lambda ev: None, None)
+        except (JobFailed, DiscordError, TimeoutError) as exc:
+            log.info("account %s: /info did not answer (%s); recovery asks again later", self.id, exc)
+            return None
+        return _idle_from_info(out.texts)
 
     async def _reconcile(self) -> None:
         """After a loss of gateway continuity: bring every running job up to date from the
@@ -1036,22 +1081,35 @@ class DiscordAccount(AccountHealthMixin):
 
     async def _replay_history(self) -> None:
         """Apply the channel history to every running job. Concurrent callers (many jobs
-        recovered at once) share one read of the history."""
-        if self._replay is None or self._replay.done():
-            self._replay = self._spawn(self._read_and_apply_history(), f"history-{self.id}")
-        await asyncio.shield(self._replay)
+        recovered at once) share reads, but each caller's job is in a read that started after
+        it was registered."""
+        self._replay_wanted += 1
+        mine = self._replay_wanted
+        while self._replay_done < mine:
+            if self._replay is None or self._replay.done():
+                self._replay = self._spawn(self._replay_rounds(), f"history-{self.id}")
+            await asyncio.shield(self._replay)
+
+    async def _replay_rounds(self) -> None:
+        while self._replay_done < self._replay_wanted:
+            await asyncio.sleep(0.05)  # let the other jobs recovered in the same moment register
+            round_ = self._replay_wanted
+            await self._read_and_apply_history()
+            self._replay_done = round_
 
     async def _read_and_apply_history(self) -> None:
-        await asyncio.sleep(0.05)  # let the other jobs recovered in the same moment register
         live = [p for p in self._registry if not p.done and p.kind != "mode"]
         if not live:
             return
+        # judged on what was known before the read: an anchor that a live event brings while
+        # the history loads is newer than the history
+        anchors = {id(p): set(p.anchors) for p in live}
         now_ms = int(time.time() * 1000)
         since_ms = min(p.sent_at_ms or now_ms for p in live)
         history: list[dict[str, Any]] | None = None
         for attempt in range(5):
             try:
-                history = await self._history(since_ms)
+                history, covered_from = await self._history(since_ms)
                 break
             except DiscordError as exc:
                 log.warning("account %s: cannot read the channel history (%s); retrying", self.id, exc.status)
@@ -1072,7 +1130,8 @@ class DiscordAccount(AccountHealthMixin):
             if q is not None and q in live:
                 self._apply(q, m)
         for q in live:
-            if not q.done and q.anchors and not (q.anchors & present):
+            known = {a for a in anchors[id(q)] if snowflake_time_ms(a) >= covered_from}
+            if not q.done and known and not (known & present) and not (q.anchors - anchors[id(q)]):
                 # Its message is gone and no result of it is in the history. Midjourney deletes
                 # a job's message when it finishes (the result is a new message) and when it
                 # removes the job; we cannot tell which from here, so we do not guess.
@@ -1084,18 +1143,22 @@ class DiscordAccount(AccountHealthMixin):
                     )
                 )
 
-    async def _history(self, since_ms: int) -> list[dict[str, Any]]:
+    async def _history(self, since_ms: int) -> tuple[list[dict[str, Any]], int]:
+        """The channel's messages back to `since_ms` (a minute more), newest first, and the time
+        from which the list is complete (0 when it reached the channel's beginning)."""
         out: list[dict[str, Any]] = []
         before: str | None = None
         for _ in range(self.options.history_pages):
             page = await self._rest.get_messages(self.options.channel_id, limit=50, before=before)
             if not page:
-                break
+                return out, 0
             out.extend(page)
             before = str(page[-1].get("id"))
+            if len(page) < 50:
+                return out, 0
             if snowflake_time_ms(before) < since_ms - 60_000:
                 break
-        return out
+        return out, snowflake_time_ms(before) if before else 0
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=name)
@@ -1108,6 +1171,23 @@ class DiscordAccount(AccountHealthMixin):
 
 def _s(value: object) -> str | None:
     return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+
+
+def _idle_from_info(lines: tuple[str, ...]) -> bool | None:
+    """From /info's lines: True when no job is queued or running, None if it does not say."""
+    queued: list[int] = []
+    running: str | None = None
+    for line in lines:
+        key, _, value = line.partition(":")
+        key, value = key.strip().strip("*").strip().lower(), value.strip().strip("*").strip()
+        if key.startswith("queued jobs"):
+            digits = "".join(c for c in value if c.isdigit())
+            queued.append(int(digits) if digits else 0)
+        elif key.startswith("running jobs"):
+            running = value
+    if not queued or running is None:
+        return None
+    return sum(queued) == 0 and running.lower() in ("", "none", "0", "no jobs")
 
 
 def _kind_of(op: Operation) -> OpKind:
