@@ -212,3 +212,28 @@ async def test_recovered_job_with_no_trace_is_not_failed_as_moderated(engine: En
     assert done.status is JobStatus.SUCCESS
     # the probe carries what finds the job again: the prompt as sent and the speed
     assert seen[0].mode is Mode.FAST and seen[0].prompt
+
+
+async def test_recovered_job_proven_never_sent_is_sent_once_after_the_restart(engine: Engine) -> None:
+    from adapter.backends.base import BackendError, NotSent
+    from adapter.domain.errors import ErrorCategory
+
+    acct = FakeAccount("a1")
+    acct.gate = asyncio.Event()
+    svc = await engine.start([acct])
+    job = await svc.submit(imagine("died before the post"))
+    async with asyncio.timeout(WAIT):
+        while (await svc.get(job.id)).status is not JobStatus.SUBMITTED:
+            await asyncio.sleep(0.01)
+    await engine.stop()
+
+    fresh = FakeAccount("a1")
+
+    def never_sent(probe: RecoveryProbe) -> JobOutput:
+        raise NotSent(BackendError(category=ErrorCategory.RETRYABLE, message="no trace: never sent"))
+
+    fresh.recover_result = never_sent
+    svc2 = await engine.start([fresh])
+    done = await svc2.wait(job.id, timeout=WAIT)
+    assert done.status is JobStatus.SUCCESS, done.fail_reason
+    assert len(fresh.sent) == 1 and done.attempts == 2

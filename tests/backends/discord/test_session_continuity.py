@@ -121,16 +121,37 @@ async def test_recover_matches_the_prompt_as_sent_with_its_speed_flag(account: A
     assert found.message_id == out.message_id and found.image_url
 
 
-async def test_recover_never_invents_an_outcome_for_a_job_with_no_trace(account: AccountFactory) -> None:
-    """No trace in history is not proof of anything (the job may sit in Midjourney's queue):
-    recovery keeps following it; the job's own timeout ends the wait."""
+async def test_recover_keeps_following_a_traceless_job_while_midjourney_is_busy(fast_sim: Simulator, account: AccountFactory) -> None:
+    """No trace in history is not proof of anything while Midjourney has jobs queued or running
+    for the account (ours may be one of them, behind an ephemeral "Job queued")."""
+    busy = await account(id="sim-0-busy")
+    fast_sim.faults.stall_next_job()
+    stalled = asyncio.create_task(busy.run(Imagine(prompt="hogging the slot"), Mode.FAST, Recorder()))
+    await until(lambda: any(j.info()["state"] == "stalled" for j in fast_sim.context.runner.jobs.values()))
     acct = await account()
     probe = RecoveryProbe(operation=Imagine(prompt="never seen"), submitted_at_ms=now_ms(), nonce="123", prompt="never seen --fast")
     task = asyncio.create_task(acct.recover(probe, Recorder()))
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(2.5)  # past the grace and one /info round
     assert not task.done()
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    assert any(r.name == "info" for r in fast_sim.interaction_log)
+    assert len(accepted(fast_sim)) == 1  # recovery itself never sends the job
+    for t in (task, stalled):
+        t.cancel()
+    await asyncio.gather(task, stalled, return_exceptions=True)
+
+
+async def test_recover_proves_a_traceless_job_was_never_sent(fast_sim: Simulator, account: AccountFactory) -> None:
+    """The process died after marking the job submitted and before its POST: nothing queued or
+    running at Midjourney, no trace in the history read after /info said so. NotSent, so the
+    engine sends it (once)."""
+    from adapter.backends.base import NotSent
+
+    acct = await account()
+    probe = RecoveryProbe(operation=Imagine(prompt="died before the post"), submitted_at_ms=now_ms(), nonce="123", prompt="died before the post --fast")
+    with pytest.raises(NotSent) as err:
+        await asyncio.wait_for(acct.recover(probe, Recorder()), WAIT)
+    assert "never sent" in err.value.error.message
+    assert accepted(fast_sim) == []
 
 
 async def test_recover_picks_up_a_job_that_shows_up_after_the_restart(fast_sim: Simulator, account: AccountFactory) -> None:
