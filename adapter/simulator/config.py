@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import random
 import string
 
@@ -94,8 +95,31 @@ def make_accounts(count: int, seed: int) -> list[SimAccount]:
     return accounts
 
 
+# Where Discord or Midjourney behave in two ways, generated accounts take the first by default;
+# MJ_SIMULATOR_BEHAVIOUR=alternate gives them the other everywhere (in-process simulators and
+# standalone ones alike), so a whole test suite can run against either world.
+BEHAVIOUR_ENV = "MJ_SIMULATOR_BEHAVIOUR"
+ALTERNATE_BEHAVIOUR: dict[str, object] = {
+    "interaction_events_fallback": True,
+    "final_message_nonce": True,
+    "info_layout": "aligned",
+    "settings_ids": "stateful",
+}
+
+
+def behaviour_overrides() -> dict[str, object]:
+    value = os.environ.get(BEHAVIOUR_ENV, "").strip().lower()
+    if value in ("", "default", "classic"):
+        return {}
+    if value == "alternate":
+        return dict(ALTERNATE_BEHAVIOUR)
+    raise ValueError(f"{BEHAVIOUR_ENV} must be 'default' or 'alternate', not {value!r}")
+
+
 def resolve_accounts(config: SimulatorConfig) -> list[SimAccount]:
     accounts = make_accounts(max(config.accounts, 0), config.seed) if isinstance(config.accounts, int) else list(config.accounts)
+    if isinstance(config.accounts, int) and (overrides := behaviour_overrides()):
+        accounts = [msgspec.structs.replace(a, **overrides) for a in accounts]
     # A DM channel id of its own generator per user, so adding DMs changed no other id.
     return [
         a if a.dm_channel_id else msgspec.structs.replace(a, dm_channel_id=_snowflake(random.Random(f"mj-sim-dm:{config.seed}:{a.user_id}")))

@@ -19,6 +19,7 @@ from adapter.domain.errors import ErrorCategory
 from adapter.domain.jobs import now_ms
 from adapter.simulator import Simulator, SimulatorConfig
 
+pytestmark = pytest.mark.usefixtures("sim_behaviour")  # both simulated worlds (conftest)
 WAIT = 20.0
 
 

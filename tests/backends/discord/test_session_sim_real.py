@@ -21,6 +21,7 @@ from adapter.simulator import Simulator, SimulatorConfig
 # fixtures and helpers of the main simulator suite
 from tests.backends.discord.test_session_sim import WAIT, AccountFactory, Recorder, account, button, control, png, run  # noqa: F401
 
+pytestmark = pytest.mark.usefixtures("sim_behaviour")  # both simulated worlds (conftest)
 SPEED = 600.0
 
 
