@@ -19,7 +19,7 @@ from fake_account import FakeAccount  # noqa: E402
 from adapter.backends.base import AccountState, JobOutput, RecoveryProbe  # noqa: E402
 from adapter.domain.actions import Mode  # noqa: E402
 from adapter.domain.banned import build_banned_words  # noqa: E402
-from adapter.domain.jobs import JobStatus  # noqa: E402
+from adapter.domain.jobs import Job, JobStatus  # noqa: E402
 from adapter.engine.errors import NoAccountAvailable, QueueFull, ServiceClosing  # noqa: E402
 from adapter.engine.results import ResultIngester  # noqa: E402
 from adapter.engine.scheduler import Scheduler  # noqa: E402
@@ -72,6 +72,19 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
 
 def imagine(prompt: str, mode: Mode = Mode.FAST) -> SubmitSpec:
     return SubmitSpec(meta=RequestMeta(owner="k1"), prompt=prompt, mode=mode)
+
+
+async def stop_while_sending(engine: Engine, prompt: str) -> Job:
+    """A job marked submitted on an account that never finishes it, then the process stops."""
+    acct = FakeAccount("a1")
+    acct.gate = asyncio.Event()
+    svc = await engine.start([acct])
+    job = await svc.submit(imagine(prompt))
+    async with asyncio.timeout(WAIT):
+        while (await svc.get(job.id)).status is not JobStatus.SUBMITTED:
+            await asyncio.sleep(0.01)
+    await engine.stop()
+    return job
 
 
 async def test_not_sent_after_submit_is_queued_again_not_stuck(engine: Engine) -> None:
@@ -190,14 +203,7 @@ async def test_every_account_paused_says_why(engine: Engine) -> None:
 
 
 async def test_recovered_job_with_no_trace_is_not_failed_as_moderated(engine: Engine) -> None:
-    acct = FakeAccount("a1")
-    acct.gate = asyncio.Event()
-    svc = await engine.start([acct])
-    job = await svc.submit(imagine("in flight at the crash"))
-    async with asyncio.timeout(WAIT):
-        while (await svc.get(job.id)).status is not JobStatus.SUBMITTED:
-            await asyncio.sleep(0.01)
-    await engine.stop()
+    job = await stop_while_sending(engine, "in flight at the crash")
 
     fresh = FakeAccount("a1")
     seen: list[RecoveryProbe] = []
@@ -218,14 +224,7 @@ async def test_recovered_job_proven_never_sent_is_sent_once_after_the_restart(en
     from adapter.backends.base import BackendError, NotSent
     from adapter.domain.errors import ErrorCategory
 
-    acct = FakeAccount("a1")
-    acct.gate = asyncio.Event()
-    svc = await engine.start([acct])
-    job = await svc.submit(imagine("died before the post"))
-    async with asyncio.timeout(WAIT):
-        while (await svc.get(job.id)).status is not JobStatus.SUBMITTED:
-            await asyncio.sleep(0.01)
-    await engine.stop()
+    job = await stop_while_sending(engine, "died before the post")
 
     fresh = FakeAccount("a1")
 

@@ -12,27 +12,16 @@ from typing import Any
 
 import pytest
 
-from adapter.backends.base import AccountState, Imagine, JobEvent, JobFailed, JobOutput, RecoveryProbe
+from adapter.backends.base import AccountState, Imagine, JobFailed, JobOutput, RecoveryProbe
 from adapter.backends.discord.session import DiscordAccount, DiscordAccountOptions
 from adapter.domain.actions import Mode
 from adapter.domain.errors import ErrorCategory
 from adapter.domain.jobs import now_ms
 from adapter.simulator import Simulator, SimulatorConfig
+from tests.backends.discord.test_session_sim import Recorder
 
 pytestmark = pytest.mark.usefixtures("sim_behaviour")  # both simulated worlds (conftest)
 WAIT = 20.0
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[JobEvent] = []
-
-    def __call__(self, ev: JobEvent) -> None:
-        self.events.append(ev)
-
-    @property
-    def kinds(self) -> list[str]:
-        return [e.kind for e in self.events]
 
 
 AccountFactory = Callable[..., Awaitable[DiscordAccount]]
