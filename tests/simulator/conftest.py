@@ -8,6 +8,13 @@ import pytest
 from adapter.simulator import Simulator, SimulatorConfig
 from .harness import Gateway, Rest
 
+@pytest.fixture(autouse=True)
+def _default_world(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The simulator's own tests say which behaviour they check: a suite-wide
+    MJ_SIMULATOR_BEHAVIOUR (meant for the adapter's tests) must not flip them."""
+    monkeypatch.delenv("MJ_SIMULATOR_BEHAVIOUR", raising=False)
+
+
 # Fast and small: a fast job takes well under 0.2 s, images are tiny.
 FAST: dict[str, Any] = {"speed": 500.0, "grid_long_side": 128, "preview_long_side": 32}
 

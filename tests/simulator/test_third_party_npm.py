@@ -101,7 +101,8 @@ class StandaloneSimulator:
         self.proc = subprocess.Popen(
             [*command, "simulator", "--host", "127.0.0.1", "--port", str(self.port), "--speed", str(SPEED), "--accounts", "3"],
             stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT,
-            env={k: v for k, v in os.environ.items() if not k.startswith("MJ_ADAPTER_")},
+            # this file checks both behaviours itself: a suite-wide MJ_SIMULATOR_BEHAVIOUR stays out
+            env={k: v for k, v in os.environ.items() if not k.startswith(("MJ_ADAPTER_", "MJ_SIMULATOR_"))},
         )
         self.http = httpx.Client(base_url=self.base, timeout=5)
         deadline = time.monotonic() + 30
