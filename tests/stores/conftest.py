@@ -1,20 +1,19 @@
 """Fixtures shared by the store tests: one behavioural suite, run against every JobStore.
 
 `backend` is parametrized over the implementations; each test gets a fresh SQLite file or a
-fresh Redis key prefix (deleted afterwards). `backend.make()` builds another store on the same
-data, for re-open and two-replica tests.
+fresh Redis key prefix from the `redis_prefix` fixture (its keys are deleted afterwards, pass or
+fail). `backend.make()` builds another store on the same data, for re-open and two-replica
+tests.
 
 Redis comes from the `redis_url` fixture in tests/conftest.py.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
 
 from adapter.domain.actions import Action, Bot, Mode
 from adapter.domain.buttons import Button
@@ -35,29 +34,15 @@ class Backend:
         return self._make()
 
 
-async def _delete_prefix(url: str, prefix: str) -> int:
-    client = aioredis.Redis.from_url(url)
-    try:
-        keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=500)]
-        if keys:
-            await client.delete(*keys)
-        return len(keys)
-    finally:
-        await client.aclose()
-
-
 @pytest.fixture(params=["sqlite", "redis"])
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "sqlite":
         path = tmp_path / "jobs.db"
-        yield Backend("sqlite", lambda: SqliteJobStore(path))
-        return
+        return Backend("sqlite", lambda: SqliteJobStore(path))
     url = request.getfixturevalue("redis_url")
-    prefix = f"mjtest-{uuid.uuid4().hex}"
-    try:
-        yield Backend("redis", lambda: RedisJobStore(url, prefix=prefix))
-    finally:
-        await _delete_prefix(url, prefix)
+    # deleted with every key under it when the test ends, pass or fail (tests/conftest.py)
+    prefix = request.getfixturevalue("redis_prefix")
+    return Backend("redis", lambda: RedisJobStore(url, prefix=prefix))
 
 
 @pytest.fixture

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import socket
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import redis.asyncio as aioredis
@@ -27,22 +26,16 @@ async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 
 
 @pytest.fixture
-async def prefixes(raw: aioredis.Redis) -> AsyncIterator[list[str]]:
-    made: list[str] = []
-    yield made
-    for prefix in made:
-        keys = [k async for k in raw.scan_iter(match=f"{prefix}:*")]
-        if keys:
-            await raw.delete(*keys)
+def prefixes(redis_prefix_factory: Callable[[], str]) -> Callable[[], str]:
+    """Fresh key prefixes; every key under them is deleted when the test ends, pass or fail."""
+    return redis_prefix_factory
 
 
-def _prefix(prefixes: list[str]) -> str:
-    prefix = f"mjtest-{uuid.uuid4().hex}"
-    prefixes.append(prefix)
-    return prefix
+def _prefix(prefixes: Callable[[], str]) -> str:
+    return prefixes()
 
 
-async def test_prefixes_isolate_deployments(redis_url: str, prefixes: list[str]) -> None:
+async def test_prefixes_isolate_deployments(redis_url: str, prefixes: Callable[[], str]) -> None:
     async with RedisJobStore(redis_url, prefix=_prefix(prefixes)) as a, RedisJobStore(
         redis_url, prefix=_prefix(prefixes)
     ) as b:
@@ -55,7 +48,7 @@ async def test_prefixes_isolate_deployments(redis_url: str, prefixes: list[str])
 
 
 async def test_every_key_lives_under_the_prefix_and_updates_leave_no_stale_index(
-    redis_url: str, raw: aioredis.Redis, prefixes: list[str]
+    redis_url: str, raw: aioredis.Redis, prefixes: Callable[[], str]
 ) -> None:
     prefix = _prefix(prefixes)
     async with RedisJobStore(redis_url, prefix=prefix) as store:
@@ -107,14 +100,14 @@ async def test_unreachable_server_is_unavailable_without_leaking_password() -> N
     await store.close()
 
 
-async def test_a_client_handed_in_is_not_closed(redis_url: str, raw: aioredis.Redis, prefixes: list[str]) -> None:
+async def test_a_client_handed_in_is_not_closed(redis_url: str, raw: aioredis.Redis, prefixes: Callable[[], str]) -> None:
     async with RedisJobStore(redis_url, prefix=_prefix(prefixes), client=raw) as store:
         await store.insert(_job())
     assert await raw.ping()
 
 
 async def test_data_from_before_retention_is_indexed_once_on_open(
-    redis_url: str, raw: aioredis.Redis, prefixes: list[str]
+    redis_url: str, raw: aioredis.Redis, prefixes: Callable[[], str]
 ) -> None:
     """Jobs and outbox items written by an adapter without retention (no idx:finished, no
     ob:closed / ob:job, items without `s` / `j`) are indexed when a store opens the prefix."""
@@ -153,7 +146,7 @@ async def test_data_from_before_retention_is_indexed_once_on_open(
 
 
 async def test_indexing_old_data_pages_through_many_records(
-    redis_url: str, raw: aioredis.Redis, prefixes: list[str]
+    redis_url: str, raw: aioredis.Redis, prefixes: Callable[[], str]
 ) -> None:
     import json
 
