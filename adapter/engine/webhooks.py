@@ -237,6 +237,39 @@ class WebhookOptions(msgspec.Struct, frozen=True, kw_only=True):
 
 Render = Callable[[Job], bytes]
 
+_STOP_GRACE_SECONDS = 5.0  # how long close() keeps asking a task to stop before giving up on it
+
+
+def _cancel_requested() -> bool:
+    """True if the running task was asked to stop and has not handled it. A library may swallow
+    a cancellation: on Python 3.11, `asyncio.wait_for` returns the inner result instead of
+    raising when the cancel arrives just as the inner future finishes (CPython gh-86296), and
+    redis-py sends every command through `wait_for(..., socket_timeout)`. A loop that relies on
+    seeing CancelledError would then run on forever."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+async def _stop_tasks(
+    tasks: list[asyncio.Task[None]], what: str, *, report: bool = True, grace: float = _STOP_GRACE_SECONDS
+) -> None:
+    """Cancel `tasks` and wait for them, cancelling again while any is left (a cancellation can
+    be lost, see `_cancel_requested`), but never longer than `grace`. Their outcome is
+    retrieved (and logged if `report`), so nothing is reported as "never retrieved"."""
+    pending = {t for t in tasks if not t.done()}
+    deadline = asyncio.get_running_loop().time() + grace
+    while pending:
+        for t in pending:
+            t.cancel()
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            log.error("webhooks: %d %s task(s) did not stop within %.0f s", len(pending), what, grace)
+            break
+        _, pending = await asyncio.wait(pending, timeout=min(0.5, remaining))
+    for t in tasks:
+        if t.done() and not t.cancelled() and (exc := t.exception()) is not None and report:
+            log.error("webhooks: %s task %s failed", what, t.get_name(), exc_info=exc)
+
 
 class WebhookDispatcher:
     def __init__(
@@ -264,10 +297,17 @@ class WebhookDispatcher:
         self._wake = asyncio.Event()
         self._retries: list[int] = []  # heap of next_attempt_ms this process scheduled
         self._inflight: dict[str, asyncio.Task[None]] = {}
+        # deliveries that ended since the current outbox read began: that read may predate their
+        # outcome (a store with several connections answers it concurrently), so it must not
+        # start them again - a second POST of an item already delivered, possibly after the
+        # next newer event of its task
+        self._settled: set[str] = set()
         self._slots = asyncio.Semaphore(max(options.max_parallel, 1))
         self._writer: asyncio.Task[None] | None = None
         self._loop: asyncio.Task[None] | None = None
-        self._closing = False
+        self._closing = False  # no new events are accepted
+        self._stopping = False  # the loops end at their next step (set after the last write)
+        self._flush_seconds = 10.0  # close() waits this long for observed events to be written
         self.delivered = 0  # counters for tests and metrics
         self.failed_attempts = 0
         self.dead = 0
@@ -283,22 +323,21 @@ class WebhookDispatcher:
         delivered stays pending in the store and goes out after the next start."""
         self._closing = True
         try:
-            async with asyncio.timeout(10):
+            async with asyncio.timeout(self._flush_seconds):
                 await self._incoming.join()
         except TimeoutError:
             log.warning("webhooks: %d events not written to the outbox at shutdown", self._incoming.qsize())
-        loops = [t for t in (self._writer, self._loop) if t is not None]
-        for t in loops:
-            t.cancel()
-        await asyncio.gather(*loops, return_exceptions=True)
+        # The flag stops a loop whose cancellation was lost inside a store call; the wake-up
+        # ends the delivery loop's idle wait at once.
+        self._stopping = True
+        self._wake.set()
+        await _stop_tasks([t for t in (self._writer, self._loop) if t is not None], "webhook loop")
         # deliveries under way may finish (and be recorded) for a moment; the rest are cut off
         # and stay pending, to be sent again after the next start
         inflight = list(self._inflight.values())
         if inflight:
             await asyncio.wait(inflight, timeout=2.0)
-        for t in inflight:
-            t.cancel()
-        await asyncio.gather(*inflight, return_exceptions=True)
+        await _stop_tasks(inflight, "webhook delivery", report=False)  # _done reported them
         await self._transport.aclose()
 
     # --- observing (a JobBus listener: synchronous, never blocks) -----------------------------
@@ -330,10 +369,10 @@ class WebhookDispatcher:
 
     async def _write_loop(self) -> None:
         # one writer, in observation order: an item is in the store before any later one
-        while True:
+        while not self._stopping:
             item = await self._incoming.get()
             try:
-                while True:
+                while not self._stopping:
                     try:
                         await self.store.outbox_add(item)
                         break
@@ -345,18 +384,25 @@ class WebhookDispatcher:
                 self._wake.set()
             finally:
                 self._incoming.task_done()
+            if _cancel_requested():
+                raise asyncio.CancelledError  # the store call swallowed it
 
     # --- delivering ---------------------------------------------------------------------------
 
     async def _deliver_loop(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
+            self._settled.clear()
             now = now_ms()
             try:
                 due = await self.store.outbox_due(now, limit=100)
             except Exception as exc:
                 log.warning("webhooks: cannot read the outbox: %s", exc)
                 due = []
+            if _cancel_requested():
+                raise asyncio.CancelledError  # the store call swallowed it
+            if self._stopping:
+                return
             while self._retries and self._retries[0] <= now:
                 heapq.heappop(self._retries)
             # sleep until the next retry this process knows of, or poll now and then for the rest
@@ -364,22 +410,30 @@ class WebhookDispatcher:
             if self._retries:
                 next_wait = min(next_wait, max(0.0, (self._retries[0] - now_ms()) / 1000))
             for item in due:
-                if item.id in self._inflight:
+                # checked per item: a delivery may also end while this loop waits for a slot
+                if item.id in self._inflight or item.id in self._settled:
                     continue
                 await self._slots.acquire()
+                if self._stopping:
+                    self._slots.release()
+                    return
                 task = asyncio.create_task(self._deliver(item), name=f"webhook-{item.id}")
                 self._inflight[item.id] = task
-                task.add_done_callback(lambda t, i=item.id: self._done(i))
+                task.add_done_callback(lambda t, i=item.id: self._done(i, t))
             try:
                 async with asyncio.timeout(next_wait):
                     await self._wake.wait()
             except TimeoutError:
                 pass
 
-    def _done(self, item_id: str) -> None:
+    def _done(self, item_id: str, task: asyncio.Task[None]) -> None:
         self._inflight.pop(item_id, None)
+        self._settled.add(item_id)
         self._slots.release()
         self._wake.set()
+        # retrieved here, so a crash outside _deliver's own handlers is logged, not lost
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("webhooks: delivery of %s failed", item_id, exc_info=exc)
 
     def key(self) -> bytes:
         if self._key is None:

@@ -5,15 +5,16 @@ restarts)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import random
 import stat
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from adapter.domain.actions import Action
@@ -133,22 +134,20 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     if request.param == "sqlite":
         s: JobStore = SqliteJobStore(tmp_path / "jobs.db")
         await s.open()
-        yield s
-        await s.close()
+        try:
+            yield s
+        finally:
+            await s.close()
         return
+    # a fresh prefix whose keys are deleted after the test, pass or fail (tests/conftest.py)
     redis_url = request.getfixturevalue("redis_url")
-    prefix = f"whtest-{uuid.uuid4().hex[:8]}"
+    prefix = request.getfixturevalue("redis_prefix")
     s = open_store(f"{redis_url}?prefix={prefix}")
     await s.open()
-    yield s
-    await s.close()
-    import redis
-
-    r = redis.Redis.from_url(redis_url)
-    keys = list(r.scan_iter(f"{prefix}:*"))
-    if keys:
-        r.delete(*keys)
-    r.close()
+    try:
+        yield s
+    finally:
+        await s.close()
 
 
 @pytest.fixture
@@ -337,3 +336,152 @@ async def test_the_secret_is_only_made_when_a_webhook_is_sent(store: JobStore, r
     finally:
         await d.close()
     assert calls == [1] and receiver.accepted()[0].signed_ok
+
+
+# --- shutdown: close() always returns ---------------------------------------------------------
+
+
+class SwallowingStore:
+    """Wraps a store; one call blocks until the dispatcher is cancelled, then *swallows* the
+    CancelledError and returns normally. That is what redis-py does on Python 3.11 when the
+    cancel lands just as a command's send finishes (it sends through `asyncio.wait_for`, which
+    then returns the result instead of raising, CPython gh-86296) - here made deterministic."""
+
+    def __init__(self, inner: JobStore, method: str) -> None:
+        self._inner = inner
+        self._method = method
+        self.blocked = asyncio.Event()
+        self.swallowed = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    async def _block_once(self) -> None:
+        if self.swallowed:
+            return
+        self.blocked.set()
+        try:
+            await asyncio.sleep(30)  # far longer than the test allows: only a cancel ends it
+        except asyncio.CancelledError:
+            self.swallowed += 1
+
+    async def outbox_due(self, now_ms: int, limit: int = 100) -> list:  # type: ignore[type-arg]
+        if self._method == "outbox_due":
+            await self._block_once()
+        return await self._inner.outbox_due(now_ms, limit)
+
+    async def outbox_add(self, item: object) -> None:
+        if self._method == "outbox_add":
+            await self._block_once()
+        await self._inner.outbox_add(item)  # type: ignore[arg-type]
+
+
+async def test_close_returns_when_the_outbox_read_swallows_the_cancellation(store: JobStore) -> None:
+    wrapped = SwallowingStore(store, "outbox_due")
+    d = WebhookDispatcher(wrapped, render, options(), SECRET)  # type: ignore[arg-type]
+    await d.start()
+    async with asyncio.timeout(5):
+        await wrapped.blocked.wait()
+    async with asyncio.timeout(5):  # before the fix: close() waited for the delivery loop forever
+        await d.close()
+    assert wrapped.swallowed == 1
+    assert d._loop is not None and d._loop.done() and d._writer is not None and d._writer.done()
+
+
+async def test_close_returns_when_the_outbox_write_swallows_the_cancellation(store: JobStore, receiver: Receiver) -> None:
+    wrapped = SwallowingStore(store, "outbox_add")
+    d = WebhookDispatcher(wrapped, render, options(), SECRET)  # type: ignore[arg-type]
+    d._flush_seconds = 0.1  # close() stops waiting for the stuck write soon
+    await d.start()
+    d.observe(Job(id="j_a", owner="", action=Action.IMAGINE, webhook_url=receiver.base + "/a"))
+    async with asyncio.timeout(5):
+        await wrapped.blocked.wait()
+    async with asyncio.timeout(5):
+        await d.close()
+    assert wrapped.swallowed == 1
+    assert d._loop is not None and d._loop.done() and d._writer is not None and d._writer.done()
+
+
+@pytest.mark.timeout(60)  # before the fix a lost cancel could not even be undone: only this ended it
+async def test_close_while_redis_calls_are_in_flight_never_hangs(redis_url: str, redis_prefix: str) -> None:
+    """The real thing: a dispatcher polling a Redis outbox without pause is closed at many
+    different points of a command. Before the fix, one close in a few never returned."""
+    loop = asyncio.get_running_loop()
+    reported: list[dict] = []  # type: ignore[type-arg]
+    previous_handler = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    s = open_store(f"{redis_url}?prefix={redis_prefix}")
+    await s.open()
+    client = httpx.AsyncClient()  # one client for all dispatchers (each would build its own)
+    rng = random.Random(1)
+    try:
+        for attempt in range(300):
+            d = WebhookDispatcher(s, render, options(idle_poll_seconds=0.0), SECRET, transport=HookTransport(client=client))
+            await d.start()
+            for _ in range(rng.randrange(1, 60)):
+                await asyncio.sleep(0)
+            try:
+                async with asyncio.timeout(5):
+                    await d.close()
+            except TimeoutError:
+                pytest.fail(f"close() hung on attempt {attempt}")
+            assert d._loop is not None and d._loop.done()
+    finally:
+        await client.aclose()
+        await s.close()
+        gc.collect()
+        await asyncio.sleep(0)
+        loop.set_exception_handler(previous_handler)
+    assert reported == []  # no "Task exception was never retrieved" or similar
+
+
+# --- a read that predates a delivery's outcome -------------------------------------------------
+
+
+class StaleReadStore:
+    """Wraps a store so that one outbox read is answered *before* a delivery under way records
+    its outcome, and arrives after it: the order a store with several connections (Redis) can
+    produce on its own, now and then."""
+
+    def __init__(self, inner: JobStore) -> None:
+        self._inner = inner
+        self._reads: dict[str, int] = {}
+        self.snapshot_taken = asyncio.Event()
+        self.deleted = asyncio.Event()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    async def outbox_due(self, now_ms: int, limit: int = 100) -> list:  # type: ignore[type-arg]
+        items = await self._inner.outbox_due(now_ms, limit)
+        for item in items:
+            self._reads[item.id] = self._reads.get(item.id, 0) + 1
+        if not self.snapshot_taken.is_set() and any(self._reads[i.id] == 2 for i in items):
+            # read while the item is being delivered: hold the answer until that is recorded
+            self.snapshot_taken.set()
+            async with asyncio.timeout(5):
+                await self.deleted.wait()
+            await asyncio.sleep(0.05)  # the answer comes in after the delivery has ended
+        return items
+
+    async def outbox_delete(self, item_id: str) -> None:
+        async with asyncio.timeout(5):
+            await self.snapshot_taken.wait()  # the stale read is taken first
+        await self._inner.outbox_delete(item_id)
+        self.deleted.set()
+
+
+async def test_a_read_older_than_a_finished_delivery_does_not_send_it_again(store: JobStore, receiver: Receiver) -> None:
+    wrapped = StaleReadStore(store)
+    d = WebhookDispatcher(wrapped, render, options(), SECRET)  # type: ignore[arg-type]
+    await d.start()
+    try:
+        d.observe(Job(id="j_a", owner="", action=Action.IMAGINE, webhook_url=receiver.base + "/a"))
+        await eventually(lambda: wrapped.deleted.is_set() and d.delivered >= 1)
+        # let the stale answer be acted upon, and any delivery it started finish
+        delivered = d.delivered
+        await asyncio.sleep(0.2)
+        await eventually(lambda: not d._inflight)
+    finally:
+        await d.close()
+    assert len(receiver.snapshot()) == 1 and d.delivered == delivered == 1  # before the fix: 2
