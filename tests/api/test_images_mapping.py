@@ -195,11 +195,8 @@ def test_operators_pause_and_resume_accounts(tmp_path: Path) -> None:
         server.stop()
 
 
-def test_server_on_the_redis_store(tmp_path: Path, redis_url: str) -> None:
-    import uuid
-
-    prefix = f"mjtest-{uuid.uuid4().hex[:8]}"
-    env = {"MJ_ADAPTER_STORE_URL": f"{redis_url}?prefix={prefix}"}
+def test_server_on_the_redis_store(tmp_path: Path, redis_url: str, redis_prefix: str) -> None:
+    env = {"MJ_ADAPTER_STORE_URL": f"{redis_url}?prefix={redis_prefix}"}
     server = ServerProcess(tmp_path, env=env).start()
     try:
         client = openai.OpenAI(base_url=server.v1, api_key=KEY_A, max_retries=0)
@@ -216,10 +213,3 @@ def test_server_on_the_redis_store(tmp_path: Path, redis_url: str) -> None:
         assert (again.model_extra or {})["job_ids"] == [job_id]
     finally:
         server.stop()
-        import redis
-
-        r = redis.Redis.from_url(redis_url)
-        keys = list(r.scan_iter(f"{prefix}:*"))
-        if keys:
-            r.delete(*keys)
-        r.close()
