@@ -1075,9 +1075,10 @@ class DiscordAccount(AccountHealthMixin):
             self.reconciles += 1
             log.info("account %s: reconciled after a new gateway session", self.id)
         finally:
-            self._reconciling = None
-            if self._state is AccountState.RECONNECTING and self._gateway.state is GatewayState.READY:
-                self._set_state(AccountState.READY, None)
+            if self._reconciling is asyncio.current_task():  # not superseded by a newer loss
+                self._reconciling = None
+                if self._state is AccountState.RECONNECTING and self._gateway.state is GatewayState.READY:
+                    self._set_state(AccountState.READY, None)
 
     async def _replay_history(self) -> None:
         """Apply the channel history to every running job. Concurrent callers (many jobs
