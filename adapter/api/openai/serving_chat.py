@@ -51,7 +51,7 @@ from adapter.domain.errors import ErrorCategory
 from adapter.domain.jobs import Job, JobStatus
 from adapter.domain.models import ModelCatalog, ModelSpec
 from adapter.domain.prompt import MODE_FLAGS, parse_prompt, strip_flags
-from adapter.engine.errors import ActionNotAvailable, EngineError, JobNotFound, PromptRejected
+from adapter.engine.errors import ActionNotAvailable, EngineError, JobNotFound, PromptRejected, ServiceClosing
 from adapter.engine.service import JobService
 from adapter.engine.specs import ActSpec, RequestMeta, SubmitSpec
 from adapter.media.store import image_url
@@ -342,6 +342,14 @@ class ChatServing:
                 if not shown_preview and preview is not None and snapshot.progress >= PREVIEW_MIN_PROGRESS:
                     shown_preview = True
                     yield line.break_for_block(render.preview_block(image_url(public_base, preview.key), snapshot.progress)), None
+        except ServiceClosing:
+            yield line.finish(False), None
+            yield (
+                f"⏸️ The service is shutting down for a restart; {job_ref(job.id)} keeps running at Midjourney and is "
+                "picked up again when the service is back. Once it has finished, follow-ups such as `U1` or `V2` in "
+                "this chat act on it.\n"
+            ), "stop"
+            return
         except Exception as exc:  # the stream has started: explain instead of breaking it
             detail = exc.message if isinstance(exc, EngineError) else str(exc) if isinstance(exc, OpenAIError) else type(exc).__name__
             yield line.finish(False), None
