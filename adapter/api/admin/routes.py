@@ -3,6 +3,7 @@ files we host."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
@@ -15,7 +16,7 @@ from litestar.response import File
 from adapter.api.context import ctx_of
 from adapter.api.openai.errors import OpenAIError
 from adapter.api.openai.router_images import openai_owner
-from adapter.backends.base import Account
+from adapter.backends.base import Account, AccountState
 from adapter.media.store import content_type_from_key, is_valid_key
 
 
@@ -34,6 +35,8 @@ class AccountView(msgspec.Struct):
     queued: int
     concurrency: int
     queue_size: int
+    # cooling down (a daily cap, Midjourney's queue full): when it takes jobs again, ISO 8601 UTC
+    available_at: str | None = None
 
 
 class Readiness(msgspec.Struct, omit_defaults=True):
@@ -41,6 +44,10 @@ class Readiness(msgspec.Struct, omit_defaults=True):
     demo: bool
     accounts: list[AccountView]
     simulator_url: str | None = None  # demo mode: the built-in simulator (loopback)
+
+
+def _iso(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _accounts(request: Request[Any, Any, Any]) -> list[AccountView]:
@@ -56,6 +63,7 @@ def _accounts(request: Request[Any, Any, Any]) -> list[AccountView]:
             queued=st.waiting,
             concurrency=st.concurrency,
             queue_size=st.queue_size,
+            available_at=_iso(st.until_ms) if st.until_ms is not None and st.state is AccountState.COOLING_DOWN else None,
         )
         for st in ctx.scheduler.statuses()
     ]
