@@ -54,6 +54,7 @@ CANCEL_EMOJI = {"\u274c", "\u2716\ufe0f", "\u2716"}  # ❌ ✖️ ✖
 ENVELOPE_EMOJI = {"\u2709\ufe0f", "\u2709"}  # ✉️
 ANIMATE_MODAL_PREFIX = "MJ::AnimateModal::"  # remix on: MJ::AnimateModal::<h>::<n>::<high|low>::<0|1 extend>
 ANIMATE_MODAL_FIELD = "MJ::AnimateModal::prompt"
+WEBSITE_LINK_CHOICES = ("random", "never", "always")
 VIDEO_SCALE = 0.61  # an Animate grid's long side, relative to an image grid's (624 px for 1024)
 
 
@@ -66,6 +67,7 @@ class Prefs:
         self.options: dict[str, str] = {}
         self.info_layout = user.account.info_layout
         self.settings_ids = user.account.settings_ids
+        self.website_link = user.account.website_link
 
 
 class Described(msgspec.Struct):
@@ -127,7 +129,9 @@ class MidjourneyBot:
             prefs = self.prefs[user.id] = Prefs(user)
         return prefs
 
-    def set_prefs(self, user: UserState, *, info_layout: str | None = None, settings_ids: str | None = None) -> None:
+    def set_prefs(
+        self, user: UserState, *, info_layout: str | None = None, settings_ids: str | None = None, website_link: str | None = None,
+    ) -> None:
         """`POST /_simulator/settings`: switch this account between the bot's two behaviours."""
         prefs = self.user_prefs(user)
         if info_layout is not None:
@@ -138,6 +142,15 @@ class MidjourneyBot:
             if settings_ids not in ("plain", "stateful"):
                 raise ValueError("settings_ids must be 'plain' or 'stateful'")
             prefs.settings_ids = settings_ids
+        if website_link is not None:
+            if website_link not in WEBSITE_LINK_CHOICES:
+                raise ValueError("website_link must be 'random', 'never' or 'always'")
+            prefs.website_link = website_link
+
+    def _web_link_ratio(self, user: UserState) -> float:
+        """The account's `website_link` as a ratio (the job still draws its random number)."""
+        choice = self.user_prefs(user).website_link
+        return {"never": 0.0, "always": 1.0}.get(choice, self.ctx.config.website_link_ratio)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -291,7 +304,7 @@ class MidjourneyBot:
             show_mode=action is not Action.UPSCALE,
             parent=parent.hash if parent else None,
             command=command or f"/imagine {prompt}",
-            web_link_ratio=self.ctx.config.website_link_ratio,
+            web_link_ratio=self._web_link_ratio(inter.user),
             kind=kind,
             video=video,
         )
@@ -897,11 +910,13 @@ class MidjourneyBot:
         )
         self.messenger.post(message)
 
-    def submit_inpaint(self, body: Any) -> tuple[int, dict[str, Any]]:
-        """`POST <inpaint_submit_url>`: the vary-region editor's answer. Returns (status, JSON)."""
+    def submit_inpaint(self, body: Any, path_token: str | None = None) -> tuple[int, dict[str, Any]]:
+        """`POST <inpaint_submit_url>`: the vary-region editor's answer. Returns (status, JSON).
+        The newer iframe names its token in the path (`.../submit-job/<token>`) instead of the
+        body's `customId` (README, "Bot replies confirmed in public clients")."""
         if not isinstance(body, dict):
             return 400, {"success": False, "message": "JSON object expected"}
-        token = str(body.get("customId") or "")
+        token = path_token or str(body.get("customId") or "")
         if token.startswith(ids.IFRAME_PREFIX):
             token = token[len(ids.IFRAME_PREFIX):]
         modal = self.iframes.get(token)
@@ -917,8 +932,8 @@ class MidjourneyBot:
         except (binascii.Error, ValueError):
             return 400, {"success": False, "message": "mask is not base64"}
         info = images.image_info(data)
-        if info is None or info[0] != "PNG":
-            return 400, {"success": False, "message": "mask must be a PNG image"}
+        if info is None or info[0] not in ("PNG", "WEBP"):
+            return 400, {"success": False, "message": "mask must be a PNG or WebP image"}
         src = self.runner.jobs.get(modal.job_hash or "")
         user = self.ctx.world.users.get(modal.user_id)
         source = self.ctx.world.find_message(modal.user_id, modal.channel_id, modal.source_message_id or "")

@@ -1,7 +1,9 @@
 """The application commands the simulated guilds know (Midjourney's and Niji's), as served by
-`GET /guilds/{G}/application-command-index`. Ids are the real Midjourney ones (PROTOCOL.md
-section 2); versions are snowflakes picked from the seed and can be bumped at run time so a
-client holding a stale version gets Discord's 50035 and must refresh."""
+`GET /guilds/{G}/application-command-index`. Midjourney's ids and versions are the real ones
+(PROTOCOL.md section 2; the versions as published by public clients and a captured command index,
+README "Bot replies confirmed in public clients"); Niji's are snowflakes picked from the seed.
+All can be bumped at run time so a client holding a stale version gets Discord's 50035 and must
+refresh."""
 
 from __future__ import annotations
 
@@ -24,6 +26,24 @@ MIDJOURNEY_COMMAND_IDS: dict[str, str] = {
     "relax": "972289487818334213",
     "turbo": "1124132684143271996",
     "show": "1169435442328911902",
+    "prefer": "984273800587776053",
+}
+
+# The versions Midjourney's commands carry since May 2024 (snowflakes of 2024-05-09): clients
+# that hard-code them (Mutiny-SDK `mutiny/discord/constants.py`, novicezk/trueai midjourney-proxy
+# parameter files) send exactly these, and a captured command index lists them all.
+MIDJOURNEY_COMMAND_VERSIONS: dict[str, str] = {
+    "imagine": "1237876415471554623",
+    "blend": "1237876415471554624",
+    "describe": "1237876415471554625",
+    "shorten": "1237876415471554626",
+    "show": "1237876415471554630",
+    "info": "1237876415735660565",
+    "fast": "1237876415735660572",
+    "relax": "1237876415735660573",
+    "turbo": "1237876415790055474",
+    "settings": "1237876415790055475",
+    "prefer": "1237876415790055476",
 }
 
 BOT_USERS: dict[str, User] = {
@@ -101,9 +121,9 @@ COMMAND_SPECS: dict[str, tuple[str, list[Option]]] = {
     "show": ("Shows the job view based on job id.", [_s("job_id", "The job ID of the job you want to show.", required=True)]),
 }
 
-# Commands added after the first ones: their ids and versions come from a generator of their own,
-# so adding them changed no id or version above. Midjourney's real id for /prefer was not found
-# in any public client (they look it up by name in the command index).
+# Commands added after the first ones: Niji's ids and versions come from a generator of their own,
+# so adding them changed no id or version above (Midjourney's are the real ones, found later in a
+# captured command index; the generator still draws for them, so Niji's did not move).
 LATER_COMMAND_SPECS: dict[str, tuple[str, list[Option]]] = {
     "prefer": (
         "Set your preferences.",
@@ -132,8 +152,11 @@ class CommandRegistry:
                     cid = MIDJOURNEY_COMMAND_IDS[name]
                 else:
                     cid = str(1_100_000_000_000_000_000 + self._rng.randrange(10**17))
+                version = self._new_version()  # drawn for Midjourney too: the seed's later values stay put
+                if app_id == BOT_APPLICATION_IDS[Bot.MIDJOURNEY]:
+                    version = MIDJOURNEY_COMMAND_VERSIONS[name]
                 self.commands[(app_id, cid)] = Command(
-                    id=cid, type=1, application_id=app_id, version=self._new_version(), name=name,
+                    id=cid, type=1, application_id=app_id, version=version, name=name,
                     description=description, options=options,
                 )
         later = random.Random(f"mj-sim-commands-later:{seed}")
@@ -141,6 +164,8 @@ class CommandRegistry:
             for name, (description, options) in LATER_COMMAND_SPECS.items():
                 cid = str(1_100_000_000_000_000_000 + later.randrange(10**17))
                 version = str(1_250_000_000_000_000_000 + later.randrange(10**17))
+                if app_id == BOT_APPLICATION_IDS[Bot.MIDJOURNEY]:
+                    cid, version = MIDJOURNEY_COMMAND_IDS[name], MIDJOURNEY_COMMAND_VERSIONS[name]
                 self.commands[(app_id, cid)] = Command(
                     id=cid, type=1, application_id=app_id, version=version, name=name, description=description, options=options,
                 )

@@ -41,6 +41,9 @@ class SimAccount(msgspec.Struct, frozen=True):
     # public clients"); `POST /_simulator/settings` flips them at run time.
     info_layout: str = "classic"  # /info: "classic" (User ID line) | "aligned" (newer, padded)
     settings_ids: str = "plain"  # /settings speed toggles: "plain" | "stateful" (`...::on`/`::off`)
+    # "[(Open on website for full quality)](<…>)" in result content: "random" (default, the
+    # simulator's `website_link_ratio`), "never" or "always" (README, "Bot replies confirmed").
+    website_link: str = "random"
 
     def __repr__(self) -> str:
         # The token is fake, but code that prints accounts should never learn to print tokens.

@@ -76,6 +76,7 @@ class SettingsBody(msgspec.Struct):
     mode: Literal["fast", "relax", "turbo"] | None = None
     info_layout: Literal["classic", "aligned"] | None = None
     settings_ids: Literal["plain", "stateful"] | None = None
+    website_link: Literal["random", "never", "always"] | None = None
 
 
 def _ok(body: Any, status: int = 200) -> Response[bytes]:
@@ -112,7 +113,7 @@ def control_routes(ctx: SimContext) -> list[HTTPRouteHandler]:
         prefs = [ctx.bot.user_prefs(users[a.user_id]) for a in ctx.accounts]
         return _ok([
             msgspec.to_builtins(a)
-            | {"interaction_events_fallback": users[a.user_id].interaction_events_fallback, "final_message_nonce": users[a.user_id].final_message_nonce, "info_layout": p.info_layout, "settings_ids": p.settings_ids}
+            | {"interaction_events_fallback": users[a.user_id].interaction_events_fallback, "final_message_nonce": users[a.user_id].final_message_nonce, "info_layout": p.info_layout, "settings_ids": p.settings_ids, "website_link": p.website_link}
             for a, p in zip(ctx.accounts, prefs, strict=True)
         ])
 
@@ -162,7 +163,7 @@ def control_routes(ctx: SimContext) -> list[HTTPRouteHandler]:
         handler("faults/bump-command-versions", BumpBody, lambda b: faults.bump_command_versions(b.name)),
         handler("faults/reset", None, lambda b: faults.reset()),
         handler("settings", SettingsBody, lambda b: faults.set_settings(
-            b.user_id, remix=b.remix, mode=b.mode, info_layout=b.info_layout, settings_ids=b.settings_ids)),
+            b.user_id, remix=b.remix, mode=b.mode, info_layout=b.info_layout, settings_ids=b.settings_ids, website_link=b.website_link)),
         handler("guild-apps", GuildAppsBody, lambda b: faults.set_guild_apps(b.apps, b.user_id)),
         handler("behaviour", BehaviourBody, lambda b: faults.set_behaviour(
             b.user_id, interaction_events_fallback=b.interaction_events_fallback, final_message_nonce=b.final_message_nonce)),

@@ -113,17 +113,17 @@ class Faults:
 
     def set_settings(
         self, user_id: str | None = None, *, remix: bool | None = None, mode: str | None = None,
-        info_layout: str | None = None, settings_ids: str | None = None,
+        info_layout: str | None = None, settings_ids: str | None = None, website_link: str | None = None,
     ) -> int:
         """Midjourney-side settings, and the bot's two behaviours where it has two
-        (`info_layout`, `settings_ids`: README, "Bot replies confirmed in public clients")."""
+        (`info_layout`, `settings_ids`, `website_link`: README, "Bot replies confirmed in public clients")."""
         users = [u for u in self._ctx.world.users.values() if user_id is None or u.id == user_id]
         for user in users:
             if remix is not None:
                 user.remix = remix
             if mode is not None:
                 user.mode = Mode(mode)
-            self._ctx.bot.set_prefs(user, info_layout=info_layout, settings_ids=settings_ids)
+            self._ctx.bot.set_prefs(user, info_layout=info_layout, settings_ids=settings_ids, website_link=website_link)
         return len(users)
 
     def set_behaviour(

@@ -506,13 +506,23 @@ def build_app(ctx: SimContext) -> ASGIApp:
             return Response(content=b"This content is no longer available.", status_code=404, media_type="text/plain")
         return Response(content=file.data, status_code=200, media_type=file.content_type, headers={"cache-control": "public, max-age=86400"})
 
-    @post("/inpaint/api/submit-job", status_code=200)
+    @post(["/inpaint/api/submit-job", "/.proxy/inpaint/api/submit-job"], status_code=200)
     async def inpaint_submit(request: Request[Any, Any, Any]) -> Response[bytes]:
         try:
             body = msgspec.json.decode(await request.body())
         except msgspec.DecodeError:
             return json_response(400, {"success": False, "message": "JSON body expected"})
         status, answer = ctx.bot.submit_inpaint(body)
+        return json_response(status, answer)
+
+    @post("/.proxy/inpaint/api/submit-job/{token:str}", status_code=200)
+    async def inpaint_submit_token(request: Request[Any, Any, Any], token: FromPath[str]) -> Response[bytes]:
+        # the newer iframe: the token in the path, the body {mask, prompt}
+        try:
+            body = msgspec.json.decode(await request.body())
+        except msgspec.DecodeError:
+            return json_response(400, {"success": False, "message": "JSON body expected"})
+        status, answer = ctx.bot.submit_inpaint(body, path_token=token)
         return json_response(status, answer)
 
     @get(["/inpaint/{rest:path}", "/captcha/{rest:path}"])
@@ -531,7 +541,7 @@ def build_app(ctx: SimContext) -> ASGIApp:
         route_handlers=[
             gateway, me, interactions, guild_command_index, channel_command_index, user_command_index, get_channel, my_dms,
             open_dm, command_search, attachments, upload, create_message,
-            history, one_message, react, cdn_file, inpaint_submit, iframe_page, *control_routes(ctx),
+            history, one_message, react, cdn_file, inpaint_submit, inpaint_submit_token, iframe_page, *control_routes(ctx),
         ],
         exception_handlers={NotFoundException: not_found, HTTPException: http_error},
         openapi_config=None,

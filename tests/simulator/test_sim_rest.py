@@ -48,8 +48,8 @@ async def test_rate_limit_headers_on_every_answer(client: Client) -> None:
 async def test_command_index_has_midjourney_ids(client: Client) -> None:
     index = await client.rest.command_index()
     mj = {c["name"]: c for c in index["application_commands"] if c["application_id"] == MJ_APP}
-    # the real ids where public clients confirm them (/prefer's id is the simulator's own)
-    assert {name: c["id"] for name, c in mj.items() if name != "prefer"} == MIDJOURNEY_COMMAND_IDS
+    # the real ids (public clients and a captured command index; README "Command versions")
+    assert {name: c["id"] for name, c in mj.items()} == MIDJOURNEY_COMMAND_IDS
     assert all(c["version"].isdigit() for c in mj.values())
     assert mj["imagine"]["options"][0] == {"type": 3, "name": "prompt", "description": "The prompt to imagine", "required": True}
     assert {a["id"] for a in index["applications"]} == {MJ_APP, NIJI_APP}
