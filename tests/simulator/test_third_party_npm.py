@@ -162,13 +162,18 @@ def run_steps(sim: StandaloneSimulator, modules: Path, steps: list[str], *, acco
         "nijiAccount": sim.accounts[1], "steps": steps, "stepTimeoutMs": int(step_timeout * 1000), "prompt": PROMPT,
         "liveSession": live_session, **extra,
     }
+    return client_steps(
+        ["node", str(SCRIPT), json.dumps(config)], who="the npm client", cwd=ROOT,
+        timeout=step_timeout * (len(steps) + 2) + 30, env={**os.environ, "NODE_PATH": str(modules)},
+    )
+
+
+def client_steps(argv: list[str], *, who: str, cwd: Path, timeout: float, env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Run a third-party client's driver script; it prints one `@@step {json}` line per step."""
     try:
-        done = subprocess.run(
-            ["node", str(SCRIPT), json.dumps(config)], capture_output=True, text=True, cwd=ROOT,
-            timeout=step_timeout * (len(steps) + 2) + 30, env={**os.environ, "NODE_PATH": str(modules)},
-        )
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
     except subprocess.TimeoutExpired as exc:
-        raise AssertionError(f"the npm client did not finish: {exc.stdout!r} {exc.stderr!r}") from None
+        raise AssertionError(f"{who} did not finish: {exc.stdout!r} {exc.stderr!r}") from None
     results = {}
     for line in done.stdout.splitlines():
         if line.startswith("@@step "):

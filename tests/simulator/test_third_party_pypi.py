@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from .test_third_party_npm import StandaloneSimulator, _unavailable
+from .test_third_party_npm import StandaloneSimulator, _ok, _unavailable, client_steps
 
 PYPI_PACKAGE = "mutiny-sdk"
 PYPI_VERSION = "1.1.0"
@@ -120,28 +120,11 @@ def run_steps(sim: StandaloneSimulator, python: Path, steps: list[str], tmp: Pat
         "account": sim.accounts[account], "steps": steps, "stepTimeout": step_timeout, "prompt": PROMPT,
         "cacheDir": str(tmp / "mutiny-cache"),
     }
-    try:
-        done = subprocess.run(
-            [str(python), str(SCRIPT), json.dumps(config)], capture_output=True, text=True, cwd=tmp,
-            timeout=step_timeout * (len(steps) + 2) + 30,
-            env={k: v for k, v in os.environ.items() if not k.startswith(("MJ_", "MUTINY_"))},
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise AssertionError(f"the PyPI client did not finish: {exc.stdout!r} {exc.stderr!r}") from None
-    results = {}
-    for line in done.stdout.splitlines():
-        if line.startswith("@@step "):
-            entry = json.loads(line[len("@@step "):])
-            results[entry["step"]] = entry
-    assert "main" not in results, results["main"]
-    return results
-
-
-def _ok(results: dict[str, dict[str, Any]], step: str) -> Any:
-    entry = results.get(step)
-    assert entry is not None, f"{step} did not run"
-    assert entry["ok"], f"{step}: {entry.get('error') or entry.get('skipped')}"
-    return entry["result"]
+    return client_steps(
+        [str(python), str(SCRIPT), json.dumps(config)], who="the PyPI client", cwd=tmp,
+        timeout=step_timeout * (len(steps) + 2) + 30,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("MJ_", "MUTINY_"))},
+    )
 
 
 def _image_job(sim: StandaloneSimulator, job: dict[str, Any], kind: str, channel_id: str, *, progress: bool = True) -> str:
