@@ -74,7 +74,6 @@ class JobService:
         timeouts: Timeouts | None = None,
         bus: JobBus | None = None,
         idempotency_window_seconds: float = 600.0,
-        recovery_wait_seconds: float = 60.0,
         sweep_interval_seconds: float = 5.0,
     ) -> None:
         self.store = store
@@ -84,7 +83,6 @@ class JobService:
         self.timeouts = timeouts or Timeouts()
         self.bus = bus or JobBus()
         self._idem_window_ms = int(idempotency_window_seconds * 1000)
-        self._recovery_wait = recovery_wait_seconds
         self._sweep_interval = sweep_interval_seconds
         self._tasks: dict[str, asyncio.Task[Any]] = {}  # job id -> its runner (running jobs)
         self._locks: dict[str, asyncio.Lock] = {}
@@ -559,16 +557,30 @@ class JobService:
     async def _reattach(self, job: Job) -> None:
         account = self.scheduler.account(job.account_id or "")
         if account is None:
-            await self._finish(job, JobStatus.FAILURE, reason="The account that ran this job is no longer configured.", category=ErrorCategory.ACCOUNT)
+            await self._finish(
+                job,
+                JobStatus.FAILURE,
+                reason="The account that ran this job is no longer configured, so whether Midjourney finished it is unknown.",
+                category=ErrorCategory.OUTCOME_UNKNOWN,
+            )
             return
+        # Only its own account can find it (the result is in that channel): wait for it as long
+        # as the job may run, unless the account is gone for good.
         try:
-            async with asyncio.timeout(self._recovery_wait):
-                while account.status().state is not AccountState.READY:
-                    if account.status().state in (AccountState.DISABLED, AccountState.STOPPED):
-                        raise NoAccountAvailable("account unusable")
+            async with asyncio.timeout(max(1.0, (self._deadline_ms(job) - now_ms()) / 1000)):
+                while (st := account.status()).state is not AccountState.READY:
+                    if st.state in (AccountState.DISABLED, AccountState.STOPPED):
+                        raise NoAccountAvailable(f"{st.state.value}" + (f": {st.reason}" if st.reason else ""))
                     await asyncio.sleep(0.05)
-        except (TimeoutError, NoAccountAvailable):
-            await self._finish(job, JobStatus.FAILURE, reason="The job was running when the service restarted and its account did not come back.", category=ErrorCategory.ACCOUNT)
+        except (TimeoutError, NoAccountAvailable) as exc:
+            why = exc.message if isinstance(exc, NoAccountAvailable) else "not back within the job's time limit"
+            await self._finish(
+                job,
+                JobStatus.FAILURE,
+                reason=f"The job was running when the service restarted and its account ({account.id}) is {why}; "
+                "whether Midjourney finished it is unknown.",
+                category=ErrorCategory.OUTCOME_UNKNOWN,
+            )
             return
         op = await self._operation(job)
         probe = RecoveryProbe(

@@ -49,7 +49,6 @@ class Engine:
             ingester=ResultIngester(ImageFetcher(FetchPolicy()), LocalImageStore(self.tmp)),
             banned=build_banned_words(),
             sweep_interval_seconds=0.05,
-            recovery_wait_seconds=2.0,
         )
         await self.service.start()
         return self.service
@@ -236,3 +235,28 @@ async def test_recovered_job_proven_never_sent_is_sent_once_after_the_restart(en
     done = await svc2.wait(job.id, timeout=WAIT)
     assert done.status is JobStatus.SUCCESS, done.fail_reason
     assert len(fresh.sent) == 1 and done.attempts == 2
+
+
+async def test_a_recovered_job_waits_for_its_slow_account_and_is_found(engine: Engine) -> None:
+    job = await stop_while_sending(engine, "account slow to come back")
+    fresh = FakeAccount("a1")
+    fresh.state = AccountState.CONNECTING
+    fresh.recover_result = lambda probe: fresh.output(probe.operation)
+    svc = await engine.start([fresh])
+    await asyncio.sleep(0.3)
+    assert (await svc.get(job.id)).status is JobStatus.SUBMITTED  # not failed while it connects
+    fresh.set_state(AccountState.READY)
+    assert (await svc.wait(job.id, timeout=WAIT)).status is JobStatus.SUCCESS
+
+
+async def test_a_recovered_job_whose_account_is_disabled_is_unknown_not_guessed(engine: Engine) -> None:
+    from adapter.domain.errors import ErrorCategory
+
+    job = await stop_while_sending(engine, "account gone for good")
+    fresh = FakeAccount("a1")
+    fresh.state = AccountState.DISABLED
+    fresh.reason = "Discord refused the token (401)"
+    svc = await engine.start([fresh])
+    done = await svc.wait(job.id, timeout=WAIT)
+    assert done.status is JobStatus.FAILURE and done.error_category is ErrorCategory.OUTCOME_UNKNOWN
+    assert "401" in (done.fail_reason or "") and "unknown" in (done.fail_reason or "")

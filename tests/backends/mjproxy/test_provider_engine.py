@@ -38,7 +38,6 @@ async def test_a_restart_reattaches_to_the_upstream_task(tmp_path: Path) -> None
             scheduler=Scheduler([acct]),
             ingester=ResultIngester(fetcher, LocalImageStore(tmp_path)),
             banned=build_banned_words(),
-            recovery_wait_seconds=5,
         )
         return svc, acct
 
