@@ -334,7 +334,10 @@ class MidjourneyBot:
         if err := self.prompt_error(prompt_raw, command):
             self._reply(inter, origin, ephemeral=True, embeds=[err])
             return None
-        ratio = images.parse_ar(parse_prompt(prompt_raw).flags.get("ar") or parse_prompt(prompt_raw).flags.get("aspect"))
+        parsed = parse_prompt(prompt_raw)
+        if "video" in parsed.flags:
+            return self._prompt_video_job(inter, origin, prompt_raw, command, parent=parent)
+        ratio = images.parse_ar(parsed.flags.get("ar") or parsed.flags.get("aspect"))
         job = self._job(
             inter,
             origin,
@@ -346,6 +349,35 @@ class MidjourneyBot:
             parent=parent,
         )
         self._submit(inter, origin, job)
+        return job
+
+    def _prompt_video_job(self, inter: Interaction, origin: Origin, prompt_raw: str, command: str, *, parent: SimJob | None) -> SimJob | None:
+        """`/imagine <image link> [text] --video [--motion low|high] [--end <link>] [--bs 1|2|4]
+        [--loop] [--raw]`: a video grid from a start image, like Animate's (README)."""
+        parsed = parse_prompt(prompt_raw)
+        if not parsed.image_urls:
+            self._reply(inter, origin, ephemeral=True,
+                        embeds=[content.invalid_parameter_embed("`--video` needs a starting image link first", command)])
+            return None
+        start = self.ctx.cdn.get_url(parsed.image_urls[0]) if self.ctx.cdn.is_ours(parsed.image_urls[0]) else None
+        info = images.image_info(start.data) if start is not None else None
+        ratio = (float(info[1]), float(info[2])) if info else images.parse_ar(parsed.flags.get("ar") or parsed.flags.get("aspect"))
+        size = images.size_for(ratio, round(self.ctx.config.grid_long_side * VIDEO_SCALE))
+        text = parsed.text.split(" ", len(parsed.image_urls))[-1] if len(parsed.text.split()) > len(parsed.image_urls) else ""
+        prompt = content.prompt_video_prompt(parsed.image_urls, text, parsed.flags, _ratio_text(*size))
+        return self._video_grid_job(inter, origin, prompt=content.echo_prompt(prompt, self.ctx.config.seed), size=size,
+                                    colours=images.palette(inter.rng), caption=f"Video ({(parsed.flags.get('motion') or 'low').capitalize()} motion)",
+                                    parent=parent, kind="PROMPT_VIDEO", command=command)
+
+    def _video_grid_job(self, inter: Any, origin: Origin, *, prompt: str, size: tuple[int, int], colours: list[images.RGB], caption: str,
+                        parent: SimJob | None, kind: str, command: str = "", submit: bool = True) -> SimJob:
+        """A grid of videos (Animate, Extend, a prompt video): `--bs` videos (4 unless given),
+        one U button each."""
+        job = self._job(inter, origin, action=Action.IMAGINE, prompt=prompt, ratio=(float(size[0]), float(size[1])), colours=colours,
+                        label="", caption=caption, parent=parent, size=size, kind=kind, video=True, command=command)
+        job.rows = components.video_grid_rows(job.hash, int(parse_prompt(prompt).flags.get("bs") or 4))
+        if submit:
+            self._submit(inter, origin, job)
         return job
 
     # --- slash commands --------------------------------------------------------------------
@@ -747,15 +779,14 @@ class MidjourneyBot:
         if extend:
             base = src.colours[(n - 1) % len(src.colours)]
             size = src.size
-            text = prompt or re.sub(r"--motion \w+", f"--motion {motion}", src.prompt)
+            text = prompt or re.sub(r"--motion \w+", f"--motion {motion}", content.strip_leading_links(src.prompt))
         else:
             base = src.colours[0]
             size = images.size_for((float(src.size[0]), float(src.size[1])), round(self.ctx.config.grid_long_side * VIDEO_SCALE))
             text = prompt or content.animate_prompt(src.prompt, motion, _ratio_text(*src.size))
         caption = f"{'Extend' if extend else 'Animate'} ({motion.capitalize()} motion)"
-        return self._job(inter, origin, action=Action.IMAGINE, prompt=text, ratio=(float(size[0]), float(size[1])),
-                         colours=_near(base, inter.rng), label="", caption=caption, parent=src, size=size,
-                         kind="ANIMATE_EXTEND" if extend else "ANIMATE", video=True)
+        return self._video_grid_job(inter, origin, prompt=text, size=size, colours=_near(base, inter.rng), caption=caption, parent=src,
+                                    kind="ANIMATE_EXTEND" if extend else "ANIMATE", submit=False)
 
     # --- modals and iframes ----------------------------------------------------------------
 

@@ -120,10 +120,10 @@ def upscaled_again_rows(job_hash: str, model: str = "v6") -> list[ActionRow]:
     ]
 
 
-def video_grid_rows(job_hash: str) -> list[ActionRow]:
-    """Under an Animate result (a 2x2 grid of videos): [U1..U4 🔄] [Web]."""
+def video_grid_rows(job_hash: str, count: int = 4) -> list[ActionRow]:
+    """Under an Animate result (a grid of `count` videos, 4 unless `--bs`): [U1..U<count> 🔄] [Web]."""
     return [
-        row(*[button(label=f"U{i}", custom_id=video_upscale_custom_id(i, job_hash)) for i in range(1, 5)],
+        row(*[button(label=f"U{i}", custom_id=video_upscale_custom_id(i, job_hash)) for i in range(1, count + 1)],
             button(emoji="🔄", custom_id=ids.reroll(job_hash))),
         row(button(label="Web", emoji="🌐", style=5, url=web_url(job_hash))),
     ]

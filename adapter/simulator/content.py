@@ -265,6 +265,26 @@ def animate_prompt(source_prompt: str, motion: str, aspect: str) -> str:
     return f"{parse_prompt(source_prompt).text} --motion {motion} --video 1 --aspect {aspect}".strip()
 
 
+def prompt_video_prompt(images: tuple[str, ...], text: str, flags: dict[str, str], aspect: str) -> str:
+    """An `/imagine <image> [text] --video ...` (prompt video) is echoed like Animate's: the
+    start image and text, then `--motion <m>` (low unless given), `--end`, `--bs`, `--loop`,
+    `--raw` when given, then `--video 1 --aspect W:H`; other flags are dropped."""
+    parts = [*images, text] if text else [*images]
+    parts.append(f"--motion {flags.get('motion') or 'low'}")
+    parts += [f"--{name} {flags[name]}".strip() for name in ("end", "bs", "loop", "raw") if name in flags]
+    parts.append(f"--video 1 --aspect {aspect}")
+    return " ".join(p for p in parts if p)
+
+
+def strip_leading_links(prompt: str) -> str:
+    """The prompt without its leading image links (an Extend of a prompt video echoes the text
+    and flags only)."""
+    words = prompt.split(" ")
+    while words and _URL_RE.fullmatch(words[0]):
+        words.pop(0)
+    return " ".join(words).strip()
+
+
 # --- describe / shorten ----------------------------------------------------------------------
 
 _SUBJECTS = ["a lighthouse on a cliff", "a fox in a misty forest", "a quiet city street at dusk", "an old sailing ship",

@@ -96,6 +96,8 @@ FLAGS: dict[str, Check] = {
     "draft": _bare,  # v7 draft mode
     "motion": _one_of({"low", "high"}),  # video: Animate's motion
     "loop": _bare,
+    "bs": _one_of({"1", "2", "4"}),  # video: batch size (videos per grid)
+    "end": _non_empty,  # video: the end frame's image link
 }
 
 ZOOM_CHECK = _number(1, 2)

@@ -15,6 +15,7 @@ import enum
 import io
 import logging
 import random
+import struct
 import time
 import uuid
 from collections import deque
@@ -380,7 +381,11 @@ class JobRunner:
 
     async def _publish(self, job: SimJob, picture: Image.Image) -> None:
         ctx = self.ctx
-        if job.video:
+        if job.video and job.kind == "VIDEO_UPSCALE":  # one video of a grid: an MP4 named after the grid (README)
+            data = await asyncio.to_thread(_placeholder_mp4, picture)
+            filename = f"{job.parent}_{job.number or 1}_720_N.mp4"
+            attachment = ctx.cdn.store(job.channel_id, filename, data, width=picture.width, height=picture.height, content_type="video/mp4")
+        elif job.video:
             data = await asyncio.to_thread(_animated_webp, picture)
             filename = f"{job.user.user.username}_{content.slug(job.prompt)}_{job.hash}.webp"
             attachment = ctx.cdn.store(job.channel_id, filename, data, width=picture.width, height=picture.height, content_type="image/webp")
@@ -432,3 +437,14 @@ def _animated_webp(picture: Image.Image) -> bytes:
     out = io.BytesIO()
     frames[0].save(out, format="WEBP", save_all=True, append_images=frames[1:], duration=120, loop=0, quality=40, method=0)
     return out.getvalue()
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def _placeholder_mp4(picture: Image.Image) -> bytes:
+    """A video upscale's file: an ISO-BMFF (`ftyp` isom/mp41) file whose `mdat` holds the
+    animated WebP frames. Typed and named like Midjourney's MP4s; not a playable stream."""
+    ftyp = _box(b"ftyp", b"isom" + struct.pack(">I", 512) + b"isomiso2mp41")
+    return ftyp + _box(b"mdat", _animated_webp(picture))

@@ -335,7 +335,7 @@ async def test_v7_single_offers_animate_and_runs_a_video(client: Client) -> None
 
     # U2 of the video grid: one video, with Extend buttons naming the grid and the video's place
     one = await client.result(await client.press(video, f"MJ::JOB::video_virtual_upscale::2::{vh}"))
-    assert one["attachments"][0]["content_type"] == "image/webp"
+    assert one["attachments"][0]["content_type"] == "video/mp4" and one["attachments"][0]["filename"] == f"{vh}_2_720_N.mp4"
     assert custom_ids(one) == [f"MJ::JOB::animate_high_extend::2::{vh}", f"MJ::JOB::animate_low_extend::2::{vh}"]
     extended = await client.result(await client.press(one, f"MJ::JOB::animate_low_extend::2::{vh}"), timeout=10)
     assert "--motion low --video 1" in line(extended) and "video_virtual_upscale" in custom_ids(extended)[0]
@@ -387,3 +387,33 @@ async def test_every_offered_button_answers(sim: Simulator, client: Client) -> N
         for custom_id in custom_ids(message):
             assert await answered(client, message, custom_id) != "INTERACTION_FAILURE", custom_id
     await sim.wait_idle(20)
+
+
+async def test_imagine_with_video_runs_a_video_grid(client: Client) -> None:
+    """`/imagine <image link> [text] --video --motion ... --bs ...` (a prompt video): a video grid
+    like Animate's, echoed `<link> <text> --motion <m> --bs <n> --video 1 --aspect W:H`, one U
+    per video; a U gives `<grid hash>_<n>_720_N.mp4`; Extend drops the start link."""
+    _, single = await upscaled(client, "a kite --v 7")
+    url = single["attachments"][0]["url"]
+    video = await client.imagine(f"{url} a kite rising --video --motion high --bs 2")
+    vh = any_hash(video)
+    assert re.fullmatch(rf"\*\*<https://s\.mj\.run/\w+> a kite rising --motion high --bs 2 --video 1 --aspect 1:1\*\* - <@{client.user_id}> \(fast\)",
+                        line(video))
+    assert video["attachments"][0]["content_type"] == "image/webp" and video["attachments"][0]["filename"].endswith(f"_{vh}.webp")
+    assert custom_ids(video) == [f"MJ::JOB::video_virtual_upscale::{i}::{vh}" for i in (1, 2)] + [ids.reroll(vh)]
+    one = await client.result(await client.press(video, f"MJ::JOB::video_virtual_upscale::1::{vh}"))
+    assert one["attachments"][0]["filename"] == f"{vh}_1_720_N.mp4" and one["attachments"][0]["content_type"] == "video/mp4"
+    assert one["message_reference"]["message_id"] == video["id"]
+    extended = await client.result(await client.press(one, f"MJ::JOB::animate_low_extend::1::{vh}"), timeout=10)
+    assert line(extended).startswith("**a kite rising --motion low --bs 2 --video 1 --aspect 1:1** - ")
+    assert extended["message_reference"]["message_id"] == one["id"]
+
+
+async def test_imagine_video_defaults_and_refusals(client: Client) -> None:
+    video = await client.imagine("https://example.com/a.png --video --loop")
+    assert line(video).startswith("**<https://s.mj.run/") and "--motion low --loop --video 1 --aspect 1:1** - " in line(video)
+    assert len([c for c in custom_ids(video) if "video_virtual_upscale" in c]) == 4
+    for bad in ("a kite --video", "https://example.com/a.png --video --bs 3"):
+        r, nonce = await client.rest.imagine(client.session_id, bad)
+        err = await client.gw.event("MESSAGE_CREATE", lambda d, nonce=nonce: d.get("nonce") == nonce)
+        assert err["embeds"][0]["title"] == "Invalid parameter" and err["flags"] & 64

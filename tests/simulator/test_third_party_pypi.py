@@ -14,8 +14,9 @@ The client hard-codes what it cannot be configured with: its command versions (t
 which the simulator serves) and the gateway / iframe hosts (steps.py's shim points those at the
 simulator; its REST base is its own `api_endpoint` option).
 
-Not yet working here: animate / extend. The client sends Midjourney's prompt-video request
-(`/imagine <image url> --video --motion high`) and the simulator answers it with a still grid.
+Animate / extend: the client sends Midjourney's prompt-video request (`/imagine <image url>
+--video --motion high`), presses U1 on the video grid and takes the MP4; extend presses Extend
+on that video, then U1 on the new grid.
 
 Skips when python3 (3.11+) or the install is unavailable, fails instead when CI=true. Network:
 loopback, plus PyPI for the one-time install.
@@ -211,8 +212,6 @@ def test_pypi_client_every_operation(standalone: StandaloneSimulator, pyclient: 
     assert any(re.fullmatch(rf"MJ::JOB::upsample_v7_2x_subtle::1::{UUID}::SOLO", n) for n in names)
 
 
-@pytest.mark.xfail(strict=True, reason="animate/extend: the client's prompt-video /imagine (`<image url> --video --motion`) "
-                   "gets a still grid from the simulator, so the client never sees its video job finish")
 def test_pypi_client_animate_and_extend(standalone: StandaloneSimulator, pyclient: Path, tmp_path: Path) -> None:
     sim = standalone
     assert sim.control("settings", {"user_id": sim.accounts[0]["user_id"], "website_link": "never"}) == 1
@@ -221,7 +220,13 @@ def test_pypi_client_animate_and_extend(standalone: StandaloneSimulator, pyclien
     _ok(results, "upscale_subtle_from_grid")
     animate = _ok(results, "animate")
     assert animate["status"] == "SUCCEEDED" and animate["output"]["type"] == "VideoOutput"
-    assert _ok(results, "extend")["status"] == "SUCCEEDED"
+    assert re.search(rf"/({UUID})_1_720_N\.mp4\?", animate["output"]["video_url"])  # U1 of the prompt-video grid
+    extend = _ok(results, "extend")
+    assert extend["status"] == "SUCCEEDED" and extend["output"]["type"] == "VideoOutput"
+    assert re.search(rf"/({UUID})_1_720_N\.mp4\?", extend["output"]["video_url"])
+    assert extend["output"]["video_url"] != animate["output"]["video_url"]
+    kinds = [j["action"] for j in sim.http.get("/_simulator/jobs").json() if j["user_id"] == sim.accounts[0]["user_id"]]
+    assert kinds[-4:] == ["PROMPT_VIDEO", "VIDEO_UPSCALE", "ANIMATE_EXTEND", "VIDEO_UPSCALE"]
 
 
 def test_pypi_client_misses_results_with_the_website_link(standalone: StandaloneSimulator, pyclient: Path, tmp_path: Path) -> None:
