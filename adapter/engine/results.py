@@ -13,7 +13,7 @@ from adapter.media.fetch import ImageFetcher
 from adapter.media.images import preview_async, split_grid_async
 from adapter.media.store import ImageStore
 
-_EXT = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+_EXT = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif", "video/mp4": "mp4"}
 
 
 def is_grid(output: JobOutput) -> bool:
@@ -38,10 +38,11 @@ class ResultIngester:
     async def ingest(self, job: Job, output: JobOutput) -> ResultImages | None:
         if not output.image_url:
             return None
-        fetched = await self.fetcher.fetch(output.image_url)
+        # the result comes from the account's own source: a video (Midjourney's video upscales) is fine
+        fetched = await self.fetcher.fetch(output.image_url, video_ok=True)
         ext = _EXT.get(fetched.content_type, "png")
         image = await self.store.put(fetched.data, fetched.content_type, job_id=job.id, name=f"result.{ext}")
-        if not is_grid(output):
+        if not is_grid(output) or fetched.content_type == "video/mp4":
             return ResultImages(image=image, tiles=[image])
         parts = await split_grid_async(fetched.data)
         tiles = [

@@ -84,5 +84,10 @@ def verify_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.
     return img
 
 
+def is_mp4(data: bytes) -> bool:
+    """An ISO base media file (MP4): its first box is `ftyp`. Midjourney's video results are."""
+    return len(data) >= 12 and data[4:8] == b"ftyp"
+
+
 def mime_of(fmt: str | None) -> str:
     return ALLOWED_FORMATS.get((fmt or "").upper(), "application/octet-stream")

@@ -25,7 +25,7 @@ import httpx
 import msgspec
 
 from adapter.media.addresses import HostAllowList, is_public_ip, parse_ip
-from adapter.media.decoding import DEFAULT_MAX_PIXELS, ImageError, mime_of, verify_image
+from adapter.media.decoding import DEFAULT_MAX_PIXELS, ImageError, is_mp4, mime_of, verify_image
 
 log = logging.getLogger(__name__)
 
@@ -200,13 +200,15 @@ class ImageFetcher:
         if self._own_client:
             await self._client.aclose()
 
-    async def fetch(self, url: str) -> FetchedImage:
+    async def fetch(self, url: str, *, video_ok: bool = False) -> FetchedImage:
+        """The image at `url` (a data URL too, where allowed), checked. `video_ok`: an MP4 is
+        accepted as well (results from the account's own sources: Midjourney's videos)."""
         url = url.strip()
         if url[:5].lower() == "data:":
             if not self.policy.allow_data_urls:
                 raise FetchError("invalid_url", "data URLs are not accepted here")
             data, declared = decode_data_url(url, self.policy.max_bytes)
-            return await self._finish(data, declared, f"data:{declared}")
+            return await self._finish(data, declared, f"data:{declared}", video_ok)
         try:
             async with asyncio.timeout(self.policy.timeout):
                 body, final_url = await self._download(url)
@@ -214,7 +216,7 @@ class ImageFetcher:
             raise FetchError(
                 "timeout", f"the image download took longer than {self.policy.timeout:g} s"
             ) from None
-        return await self._finish(body.data, body.content_type, final_url)
+        return await self._finish(body.data, body.content_type, final_url, video_ok)
 
     # -- steps ---------------------------------------------------------------------------------
 
@@ -353,7 +355,7 @@ class ImageFetcher:
         content_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         return _Body(bytes(buf), content_type)
 
-    async def _finish(self, data: bytes, declared: str, url: str) -> FetchedImage:
+    async def _finish(self, data: bytes, declared: str, url: str, video_ok: bool = False) -> FetchedImage:
         max_pixels = self.policy.max_pixels
         try:
             if len(data) > _INLINE_SNIFF_BYTES:
@@ -361,6 +363,8 @@ class ImageFetcher:
             else:
                 fmt, mime, w, h = sniff_image(data, max_pixels)
         except FetchError:
+            if video_ok and is_mp4(data):
+                return FetchedImage(data, "video/mp4", 0, 0, "mp4", url)
             if self.policy.require_image:
                 raise
             return FetchedImage(data, declared or "application/octet-stream", 0, 0, "", url)

@@ -21,17 +21,18 @@ from typing import Protocol, runtime_checkable
 import msgspec
 
 from adapter.domain.jobs import ImageRef
-from adapter.media.decoding import mime_of, open_image
+from adapter.media.decoding import is_mp4, mime_of, open_image
 
 _JOB_ID = r"[A-Za-z0-9_-]{1,64}"
 _TOKEN = r"[a-z2-7]{26}"  # 16 random bytes, base32, lower case, unpadded
 _NAME = r"[A-Za-z0-9_-]{1,64}"
 JOB_ID_RE = re.compile(_JOB_ID)
 KEY_RE = re.compile(
-    rf"(?P<job>{_JOB_ID})/(?P<token>{_TOKEN})-(?P<name>{_NAME})\.(?P<ext>png|jpg|webp|gif)"
+    rf"(?P<job>{_JOB_ID})/(?P<token>{_TOKEN})-(?P<name>{_NAME})\.(?P<ext>png|jpg|webp|gif|mp4)"
 )
 
-_EXT_BY_MIME = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+# Midjourney's video results (MP4) are kept and served like its images
+_EXT_BY_MIME = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif", "video/mp4": "mp4"}
 _MIME_BY_EXT = {ext: mime for mime, ext in _EXT_BY_MIME.items()}
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 _IMAGE_SUFFIX = re.compile(r"\.(png|jpe?g|webp|gif)$", re.IGNORECASE)
@@ -140,6 +141,8 @@ def key_from_url(url: str, public_base: str | None = None) -> str | None:
 
 
 def _sniff(data: bytes, hint: str) -> tuple[int, int, str]:
+    if is_mp4(data):
+        return 0, 0, "video/mp4"
     img = open_image(data)
     mime = mime_of(img.format)
     if mime not in _EXT_BY_MIME:

@@ -93,6 +93,10 @@ def test_animate_through_v1_and_its_video_buttons_through_mj(server: ServerProce
     assert r["code"] in (1, 22), r
     single = finish(server, r["result"])
     assert single["action"] == "CUSTOM" and single["image_url"]
+    # Midjourney's video upscale is an MP4: kept and served as one, not refused as "not an image"
+    served = httpx.get(single["image_url"], timeout=10)
+    assert served.status_code == 200 and served.headers["content-type"].startswith("video/mp4")
+    assert served.content[4:8] == b"ftyp"
     assert httpx.get(f"{server.base}/mj/task/{single['id']}/fetch", headers=MJ).json()["action"] == "ACTION"
 
 

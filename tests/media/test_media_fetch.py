@@ -452,3 +452,19 @@ async def test_https_pinned_connection_verifies_certificate_for_the_name(
         # same IP, a name the certificate does not cover: the TLS check must fail
         await expect_error(fetcher, f"https://other.test:{tls_server.port}/a.png", "unreachable")
     assert tls_server.paths_seen() == ["/a.png"]
+
+
+async def test_an_mp4_is_accepted_only_where_videos_are_expected() -> None:
+    """Midjourney's video results are MP4s: the result ingester asks for them (video_ok); user
+    URLs (image prompts, masks, describe) still take images only."""
+    import base64 as _b64
+
+    from adapter.media.fetch import FetchError, FetchPolicy, ImageFetcher
+
+    mp4 = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + b"\x00" * 64
+    url = "data:video/mp4;base64," + _b64.b64encode(mp4).decode()
+    async with ImageFetcher(FetchPolicy(allow_data_urls=True)) as fetcher:
+        with pytest.raises(FetchError):
+            await fetcher.fetch(url)
+        got = await fetcher.fetch(url, video_ok=True)
+    assert got.content_type == "video/mp4" and got.data == mp4 and (got.width, got.height) == (0, 0)
