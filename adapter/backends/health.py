@@ -47,7 +47,11 @@ class AccountHealthMixin:
 
     def resume(self) -> None:
         if self._state is AccountState.PAUSED:
-            self._set_state(AccountState.READY if self._connected() else AccountState.RECONNECTING, None)
+            self._back_to_work()
+
+    def _back_to_work(self) -> None:
+        """Out of a pause or a cooling down: ready, or reconnecting if the link is down."""
+        self._set_state(AccountState.READY if self._connected() else AccountState.RECONNECTING, None)
 
     def _set_state(self, state: AccountState, reason: str | None, *, until_ms: int | None = None) -> None:
         if self._state is AccountState.DISABLED and state is not AccountState.STOPPED:

@@ -130,7 +130,9 @@ class Scheduler:
     def place(self, ticket: Ticket) -> str:
         """Queue a ticket on the best account; returns its id or raises QueueFull /
         NoAccountAvailable. Never waits."""
-        slot = self._choose(ticket)
+        return self._enqueue(self._choose(ticket), ticket)
+
+    def _enqueue(self, slot: _Slot, ticket: Ticket) -> str:
         slot.queue.append(ticket)
         slot.wake.set()
         return slot.account.id
@@ -274,10 +276,7 @@ class Scheduler:
                 asyncio.create_task(ticket.orphaned(err))
 
     def _place_strict(self, ticket: Ticket) -> str:
-        slot = self._choose_among(ticket, ticket.excluded)
-        slot.queue.append(ticket)
-        slot.wake.set()
-        return slot.account.id
+        return self._enqueue(self._choose_among(ticket, ticket.excluded), ticket)
 
     def _rebalance(self, slot: _Slot) -> None:
         """A reconnecting account's queue moves to accounts that are ready now (where there
@@ -289,20 +288,13 @@ class Scheduler:
                 keep.append(ticket)
                 continue
             moved = msgspec.structs.replace(ticket, excluded=ticket.excluded | {slot.account.id})
-            targets = [
-                s
-                for s in self._slots.values()
-                if s is not slot
-                and s.account.id not in moved.excluded
-                and (st := s.status).state is AccountState.READY
-                and moved.mode in st.modes
-                and s.has_room(st)
-            ]
-            if not targets:
+            try:
+                target = self._choose_among(moved, moved.excluded)
+            except EngineError:
+                target = None
+            if target is None or target.status.state is not AccountState.READY:
                 keep.append(ticket)
                 continue
-            target = min(targets, key=lambda s: (s.load / max(s.status.concurrency, 1), s.load))
-            target.queue.append(ticket)
-            target.wake.set()
+            self._enqueue(target, ticket)
             log.info("job %s moved from %s (%s) to %s", ticket.job_id, slot.account.id, slot.status.state.value, target.account.id)
         slot.queue.extend(keep)

@@ -121,6 +121,3 @@ class SeedWaiters:
             return False
         fut.set_result(reply.seed)
         return True
-
-    def __len__(self) -> int:
-        return sum(1 for f in self._by_hash.values() if not f.done())

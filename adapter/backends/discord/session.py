@@ -128,6 +128,10 @@ def _fail(category: ErrorCategory, message: str, title: str | None = None) -> Jo
     return JobFailed(BackendError(category=category, message=message, title=title))
 
 
+def _cancelled() -> JobFailed:
+    return _fail(ErrorCategory.CANCELLED, "Cancelled in Midjourney (❌ on its progress message).")
+
+
 class DiscordAccount(AccountHealthMixin):
     kind = "discord"
 
@@ -512,18 +516,19 @@ class DiscordAccount(AccountHealthMixin):
         """After an ambiguous POST: go on if Discord shows the interaction exists; raise NotSent
         if an unbroken gateway stayed silent past the grace (it was not taken); otherwise (the
         session was lost meanwhile) keep following the job: reconciliation decides."""
+        def settled() -> bool:  # Discord showed the interaction exists, or continuity broke
+            return p.done or p.seen_message or bool(p.interaction_ids) or p.acknowledged.done() or p.modal.done() or self._epoch != epoch
+
         deadline = time.monotonic() + self.options.ack_grace_seconds
         while time.monotonic() < deadline:
-            if p.done or p.seen_message or p.interaction_ids or p.acknowledged.done() or p.modal.done():
-                return
-            if self._epoch != epoch:
+            if settled():
                 return
             await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
         # A dropped socket that resumes gets the missed events replayed before RESUMED: wait
         # for it (the job's own timeout bounds this), then judge.
         while self._gateway.state is not GatewayState.READY and self._epoch == epoch and not p.done:
             await asyncio.sleep(0.05)
-        if p.done or p.seen_message or p.interaction_ids or p.acknowledged.done() or p.modal.done() or self._epoch != epoch:
+        if settled():
             return
         raise NotSent(BackendError(category=ErrorCategory.RETRYABLE, message="Discord did not take the interaction (no trace of it after an error answer)"))
 
@@ -538,8 +543,6 @@ class DiscordAccount(AccountHealthMixin):
         finally:
             self._waiting -= 1
         try:
-            if self._draining:
-                raise NotSent(BackendError(category=ErrorCategory.ACCOUNT, message="the service is shutting down"))
             self._check_ready()
             self._roll_day()
             if self._cap_reached():
@@ -549,9 +552,7 @@ class DiscordAccount(AccountHealthMixin):
             wait = self._last_interaction + gap - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            if self._draining:
-                raise NotSent(BackendError(category=ErrorCategory.ACCOUNT, message="the service is shutting down"))
-            self._check_ready()  # it may have paused while we waited
+            self._check_ready()  # it may have paused (or shutdown begun) while we waited
             self._day_count += 1
             try:
                 yield
@@ -572,6 +573,9 @@ class DiscordAccount(AccountHealthMixin):
         return self.options.daily_cap is not None and self._day_count >= self.options.daily_cap
 
     def _check_ready(self) -> None:
+        """Raise NotSent unless an interaction may go out now."""
+        if self._draining:
+            raise NotSent(BackendError(category=ErrorCategory.ACCOUNT, message="the service is shutting down"))
         if self._state is not AccountState.READY:
             reason = f": {self._reason}" if self._reason else ""
             raise NotSent(BackendError(category=ErrorCategory.ACCOUNT, message=f"account {self.id} is {self._state.value}{reason}"))
@@ -588,7 +592,7 @@ class DiscordAccount(AccountHealthMixin):
     def _end_cooldown(self) -> None:
         if self._state is AccountState.COOLING_DOWN:
             self._roll_day()
-            self._set_state(AccountState.READY if self._connected() else AccountState.RECONNECTING, None)
+            self._back_to_work()
 
     async def _command(self, application_id: str, name: str) -> Any:
         try:
@@ -816,7 +820,7 @@ class DiscordAccount(AccountHealthMixin):
             if p.done:
                 return
             if p.cancelling:
-                p.future.set_exception(_fail(ErrorCategory.CANCELLED, "Cancelled in Midjourney (❌ on its progress message)."))
+                p.future.set_exception(_cancelled())
                 return
             p.future.set_exception(
                 _fail(ErrorCategory.CONTENT_POLICY, "Midjourney removed the job before it finished (moderation).")
@@ -864,7 +868,7 @@ class DiscordAccount(AccountHealthMixin):
         p = self._registry.by_message(m.message_id)
         if p is None or p.done or not p.cancelling or not _STOPPED.search(m.content):
             return False
-        p.future.set_exception(_fail(ErrorCategory.CANCELLED, "Cancelled in Midjourney (❌ on its progress message)."))
+        p.future.set_exception(_cancelled())
         return True
 
     # --- seeds and cancels (reactions) --------------------------------------------------------
@@ -1020,7 +1024,7 @@ class DiscordAccount(AccountHealthMixin):
         self._registry.add(p)
         try:
             await self._replay_history()
-            if not p.done and not p.anchors and not p.seen_message:
+            if not p.done and not p.seen_message:  # no message of it at all (an anchor is one)
                 await self._settle_traceless(p, op.bot)
             return await p.future
         finally:
@@ -1038,11 +1042,11 @@ class DiscordAccount(AccountHealthMixin):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await asyncio.shield(p.future)
-            if p.done or p.anchors or p.seen_message:
+            if p.done or p.seen_message:
                 return
             if await self._midjourney_idle(bot):
                 await self._replay_history()
-                if not p.done and not p.anchors and not p.seen_message:
+                if not p.done and not p.seen_message:
                     raise NotSent(
                         BackendError(
                             category=ErrorCategory.RETRYABLE,
