@@ -52,8 +52,6 @@ _JOB_ID_RE = re.compile(rf"^MJ::JOB::(?P<verb>[a-z0-9_]+)::(?P<n>\d+)::(?P<h>{id
 _HASH_IN_NAME = re.compile(ids.UUID_RE)
 CANCEL_EMOJI = {"\u274c", "\u2716\ufe0f", "\u2716"}  # ❌ ✖️ ✖
 ENVELOPE_EMOJI = {"\u2709\ufe0f", "\u2709"}  # ✉️
-ANIMATE_MODAL_PREFIX = "MJ::AnimateModal::"  # remix on: MJ::AnimateModal::<h>::<n>::<high|low>::<0|1 extend>
-ANIMATE_MODAL_FIELD = "MJ::AnimateModal::prompt"
 WEBSITE_LINK_CHOICES = ("random", "never", "always")
 VIDEO_SCALE = 0.61  # an Animate grid's long side, relative to an image grid's (624 px for 1024)
 
@@ -754,8 +752,8 @@ class MidjourneyBot:
             if inter.user.remix:
                 prefill = src.prompt if extend else content.animate_prompt(src.prompt, motion, _ratio_text(*src.size))
                 self._open_modal(inter, src, kind="remix_animate",
-                                 custom_id=f"{ANIMATE_MODAL_PREFIX}{src.hash}::{n}::{motion}::{1 if extend else 0}",
-                                 title="Animate", field=ANIMATE_MODAL_FIELD, value=prefill, index=n, pan=motion, strong=extend)
+                                 custom_id=f"{ids.ANIMATE_MODAL_PREFIX}{src.hash}::{n}::{motion}::{1 if extend else 0}",
+                                 title="Animate", field=ids.ANIMATE_MODAL_FIELD, value=prefill, index=n, pan=motion, strong=extend)
                 return
             self._ack(inter)
             self._submit(inter, origin, self._animate_job(inter, origin, src, motion, n, extend=extend))

@@ -65,14 +65,6 @@ def _single_common(job_hash: str) -> list[ActionRow]:
     ]
 
 
-def animate_custom_id(motion: str, job_hash: str, index: int = 1) -> str:
-    return f"MJ::JOB::animate_{motion}::{index}::{job_hash}::SOLO"
-
-
-def extend_custom_id(motion: str, job_hash: str, index: int = 1) -> str:
-    return f"MJ::JOB::animate_{motion}_extend::{index}::{job_hash}"
-
-
 def video_upscale_custom_id(index: int, job_hash: str) -> str:
     return f"MJ::JOB::{VIDEO_UPSCALE_VERB}::{index}::{job_hash}"
 
@@ -82,7 +74,7 @@ def enhance_custom_id(job_hash: str) -> str:
 
 
 def _animate_row(job_hash: str) -> ActionRow:
-    return row(*[button(label=ANIMATE_LABELS[m], emoji="🎞️", custom_id=animate_custom_id(m, job_hash)) for m in ("high", "low")])
+    return row(*[button(label=ANIMATE_LABELS[m], emoji="🎞️", custom_id=ids.animate(m, job_hash)) for m in ("high", "low")])
 
 
 def upscaled_rows(job_hash: str, index: int, model: str, *, draft: bool = False) -> list[ActionRow]:
@@ -133,7 +125,7 @@ def video_single_rows(grid_hash: str, index: int) -> list[ActionRow]:
     """Under one video of an Animate grid: [Extend (High motion) (Low motion)] [Web]; the extend
     ids name the grid's job and the video's place in it."""
     return [
-        row(*[button(label=EXTEND_LABELS[m], emoji="🎞️", custom_id=extend_custom_id(m, grid_hash, index)) for m in ("high", "low")]),
+        row(*[button(label=EXTEND_LABELS[m], emoji="🎞️", custom_id=ids.animate_extend(m, grid_hash, index)) for m in ("high", "low")]),
         row(button(label="Web", emoji="🌐", style=5, url=web_url(grid_hash, index))),
     ]
 

@@ -36,7 +36,6 @@ from adapter.simulator.commands import BOT_USERS
 from adapter.simulator.state import DM, Channel, Upload, UserState
 from adapter.simulator.wire import Message, iso_timestamp
 
-API = "/api/v9"
 API_VERSIONS = ("9", "10")
 _API_PATH = re.compile(r"/api/v(?:9|10)/")
 MAX_BODY = 64 * 1024 * 1024
