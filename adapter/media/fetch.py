@@ -8,6 +8,11 @@ check against the original name), so a DNS answer that changes between check and
 (rebinding) cannot redirect it. Redirects are followed by hand, each hop checked the same way.
 Bodies are streamed under a byte cap and the result is sniffed with Pillow, never trusting the
 declared Content-Type.
+
+Two trust levels use it with different policies (see app.py): results from the account's own
+sources (Discord's CDN, the simulator, provider hosts, the operator's exemptions) and URLs that a
+caller hands us. The second never inherits the first one's exemptions and answers every failure
+with one and the same error (`uniform_errors`), so it cannot be used as a port scanner.
 """
 
 from __future__ import annotations
@@ -50,6 +55,10 @@ class FetchPolicy(msgspec.Struct, frozen=True):
     allow_data_urls: bool = True
     max_pixels: int = DEFAULT_MAX_PIXELS
     user_agent: str = "mj-adapter"
+    # For URLs a caller gave us: every failure after the URL parsed (refused address, no
+    # connection, an HTTP status, a redirect, a body that is not an image) gets one and the same
+    # error, so the answers cannot be used to map which hosts and ports exist.
+    uniform_errors: bool = False
 
 
 class FetchedImage(msgspec.Struct, frozen=True):
@@ -81,6 +90,7 @@ class FetchError(Exception):
             "http_error",
             "too_many_redirects",
             "unreachable",
+            "unusable_url",
         }
     )
 
@@ -209,14 +219,29 @@ class ImageFetcher:
                 raise FetchError("invalid_url", "data URLs are not accepted here")
             data, declared = decode_data_url(url, self.policy.max_bytes)
             return await self._finish(data, declared, f"data:{declared}", video_ok)
+        parsed = self._parse(url)
         try:
-            async with asyncio.timeout(self.policy.timeout):
-                body, final_url = await self._download(url)
-        except TimeoutError:
-            raise FetchError(
-                "timeout", f"the image download took longer than {self.policy.timeout:g} s"
-            ) from None
-        return await self._finish(body.data, body.content_type, final_url, video_ok)
+            try:
+                async with asyncio.timeout(self.policy.timeout):
+                    body, final_url = await self._download(parsed)
+            except TimeoutError:
+                raise FetchError(
+                    "timeout", f"the image download took longer than {self.policy.timeout:g} s"
+                ) from None
+            return await self._finish(body.data, body.content_type, final_url, video_ok)
+        except FetchError as exc:
+            if not self.policy.uniform_errors:
+                raise
+            # the operator's log keeps the reason; the caller learns nothing about the target
+            log.info("refused a caller's image URL (%s): %s", exc.code, exc.message)
+            raise FetchError("unusable_url", self.uniform_message()) from None
+
+    def uniform_message(self) -> str:
+        limit = self.policy.max_bytes / (1024 * 1024)
+        return (
+            "the URL could not be used: it must be a public http(s) address that answers within "
+            f"{self.policy.timeout:g} s with a PNG, JPEG, WebP or GIF image of at most {limit:g} MB"
+        )
 
     # -- steps ---------------------------------------------------------------------------------
 
@@ -264,8 +289,7 @@ class ImageFetcher:
                     )
         return [str(ip) for ip in candidates]
 
-    async def _download(self, raw: str) -> tuple[_Body, str]:
-        url = self._parse(raw)
+    async def _download(self, url: httpx.URL) -> tuple[_Body, str]:
         redirects = 0
         while True:
             ips = await self._destinations(url)

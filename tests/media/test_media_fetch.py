@@ -468,3 +468,50 @@ async def test_an_mp4_is_accepted_only_where_videos_are_expected() -> None:
             await fetcher.fetch(url)
         got = await fetcher.fetch(url, video_ok=True)
     assert got.content_type == "video/mp4" and got.data == mp4 and (got.width, got.height) == (0, 0)
+
+
+# -- user URLs: one answer for every failure ---------------------------------------------------------
+
+
+async def test_user_url_policy_answers_every_failure_alike(server: LoopbackServer) -> None:
+    """The probe's loopback spellings, a redirect to loopback, closed and open ports, HTTP errors and
+    non-images: one code and one text, so the answers map nothing."""
+    server.route("/page", body=b"<html>not an image</html>", headers={"Content-Type": "text/html"})
+    server.route("/gone", status=404)
+    server.route("/hop", status=302, headers={"Location": f"http://127.0.0.1:{server.port}/page"})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    refused = [
+        f"http://127.0.0.1:{server.port}/page",
+        f"http://localhost:{server.port}/page",
+        f"http://2130706433:{server.port}/page",
+        f"http://0x7f000001:{server.port}/page",
+        f"http://127.1:{server.port}/page",
+        f"http://[::ffff:127.0.0.1]:{server.port}/page",
+        f"http://[0:0:0:0:0:ffff:7f00:1]:{server.port}/page",
+        f"http://127.0.0.1:{closed}/a.png",
+    ]
+    public_redirect = fixed_resolver({"public.example": ["93.184.216.34"]})
+    async with ImageFetcher(FetchPolicy(timeout=5.0, uniform_errors=True)) as fetcher:
+        messages = {(await expect_error(fetcher, url, "unusable_url")).message for url in refused}
+    assert server.requests == []
+    # the operator listed loopback for user URLs: still one answer for an open port that serves a
+    # page, a 404, a redirect and a closed port
+    allowed = FetchPolicy(timeout=5.0, uniform_errors=True, allow_hosts=("127.0.0.1",))
+    async with ImageFetcher(allowed, resolver=public_redirect) as fetcher:
+        for url in (server.url("/page"), server.url("/gone"), server.url("/hop"), f"http://127.0.0.1:{closed}/a.png"):
+            messages.add((await expect_error(fetcher, url, "unusable_url")).message)
+        ok = await fetcher.fetch(server.route("/a.png", body=make_image()))
+    assert ok.width == 8
+    assert len(messages) == 1, messages
+    (text,) = messages
+    assert "127.0.0.1" not in text and "connect" not in text and "HTTP" not in text
+
+
+async def test_user_url_policy_keeps_clear_errors_for_what_needs_no_network() -> None:
+    async with ImageFetcher(FetchPolicy(uniform_errors=True)) as fetcher:
+        await expect_error(fetcher, "ftp://example.com/a.png", "invalid_url")
+        await expect_error(fetcher, "data:image/png;base64,@@@", "invalid_url")
+        err = await expect_error(fetcher, "data:image/png;base64," + base64.b64encode(b"not an image").decode(), "not_image")
+    assert "PNG" in err.message
