@@ -106,7 +106,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: int = 8080
     api_keys: tuple[Secret, ...] = ()
-    admin_keys: tuple[Secret, ...] = ()  # may pause/resume accounts; empty: any API key may
+    # may list/pause/resume accounts and read /metrics; empty: nobody may (keyless loopback mode:
+    # the local operator may)
+    admin_keys: tuple[Secret, ...] = ()
+    # origins browsers may call from when API keys are configured; "*" is safe-ish there because
+    # every call needs a key anyway. Keyless mode ignores it: loopback origins only.
+    cors_origins: tuple[str, ...] = ("*",)
     data_dir: Path = Path("data")
     public_base_url: str | None = None  # default: derived from each request's Host
     store_url: str | None = None  # default: sqlite in data_dir
@@ -124,6 +129,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     timeouts: Timeouts = msgspec.field(default_factory=Timeouts)
     idempotency_window_seconds: float = 600.0
     fetch_allow_hosts: tuple[str, ...] = ()  # hosts/CIDRs exempt from the private-address rule
+    # private hosts/CIDRs that user-supplied image URLs may reach (they get public addresses only)
+    user_url_allow_hosts: tuple[str, ...] = ()
     fetch_max_bytes: int = 20 * 1024 * 1024
     chat_preview_images: bool = True  # show the progress preview as markdown in chat streams
     stream_keepalive_seconds: float = 15.0
@@ -155,7 +162,15 @@ def _split_list(value: str) -> list[str]:
 
 
 # env var suffix -> (settings field, parser)
-_LIST_FIELDS = {"API_KEYS", "ADMIN_KEYS", "BANNED_WORDS", "FETCH_ALLOW_HOSTS", "WEBHOOK_ALLOW_HOSTS"}
+_LIST_FIELDS = {
+    "API_KEYS",
+    "ADMIN_KEYS",
+    "CORS_ORIGINS",
+    "BANNED_WORDS",
+    "FETCH_ALLOW_HOSTS",
+    "USER_URL_ALLOW_HOSTS",
+    "WEBHOOK_ALLOW_HOSTS",
+}
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
