@@ -115,6 +115,13 @@ def _client_headers(args: argparse.Namespace) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
+def _admin_headers(args: argparse.Namespace) -> dict[str, str]:
+    """Account control takes an admin key (MJ_ADAPTER_ADMIN_KEYS on the server); an operator's
+    shell may hold both, so the admin key wins over the client key."""
+    key = args.admin_key or os.environ.get("MJ_ADAPTER_ADMIN_KEY")
+    return {"Authorization": f"Bearer {key}"} if key else _client_headers(args)
+
+
 def _bar(progress: int, width: int = 30) -> str:
     filled = int(width * progress / 100)
     return "[" + "#" * filled + "-" * (width - filled) + f"] {progress:3d}%"
@@ -187,9 +194,9 @@ def cmd_accounts(args: argparse.Namespace) -> int:
                 print("which account? e.g. `mj-adapter accounts resume discord-123`", file=sys.stderr)
                 return 2
             body = {"reason": args.reason} if args.action == "pause" and args.reason else None
-            resp = httpx.post(f"{_client_base(args)}/accounts/{args.account}/{args.action}", json=body, headers=_client_headers(args), timeout=10)
+            resp = httpx.post(f"{_client_base(args)}/accounts/{args.account}/{args.action}", json=body, headers=_admin_headers(args), timeout=10)
         else:
-            resp = httpx.get(_client_base(args) + "/accounts", headers=_client_headers(args), timeout=10)
+            resp = httpx.get(_client_base(args) + "/accounts", headers=_admin_headers(args), timeout=10)
     except httpx.HTTPError as exc:
         print(f"cannot reach the server: {exc}", file=sys.stderr)
         return 1
@@ -233,7 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "accounts":
             p.add_argument("action", nargs="?", choices=("list", "pause", "resume"), default="list")
             p.add_argument("account", nargs="?", help="account id (for pause/resume)")
-            p.add_argument("--reason", help="why (for pause)")
+            p.add_argument("--reason", help="why (for pause; at most 200 characters)")
+            p.add_argument("--admin-key", help="a key from the server's MJ_ADAPTER_ADMIN_KEYS (default $MJ_ADAPTER_ADMIN_KEY, else --api-key)")
         if name == "imagine":
             p.add_argument("prompt")
             p.add_argument("--n", type=int, default=4)

@@ -16,6 +16,9 @@ import httpx
 
 KEY_A = "sk-test-alpha-0123456789"
 KEY_B = "sk-test-bravo-9876543210"
+# an operator's key (MJ_ADAPTER_ADMIN_KEYS): /v1/accounts, /metrics and the full /readyz need it
+ADMIN_KEY = "sk-test-admin-5555555555"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 def free_port() -> int:
@@ -45,6 +48,7 @@ class ServerProcess:
             **{k: v for k, v in os.environ.items() if not k.startswith("MJ_ADAPTER_")},
             "MJ_ADAPTER_DATA_DIR": str(self.data_dir),
             "MJ_ADAPTER_API_KEYS": f"{KEY_A},{KEY_B}",
+            "MJ_ADAPTER_ADMIN_KEYS": ADMIN_KEY,
             "MJ_ADAPTER_SIMULATOR_SPEED": "400",
             "MJ_ADAPTER_LOG_LEVEL": "INFO",
             **self.extra_env,

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from server_process import KEY_A, KEY_B, ServerProcess  # noqa: E402
+from server_process import ADMIN, KEY_A, KEY_B, ServerProcess  # noqa: E402
 
 JOB_REF = re.compile(r"job `(j_[0-9a-z]{20})`")
 MD_IMAGE = re.compile(r"!\[[^\]]*\]\((http[^)\s]+)\)")
@@ -156,7 +156,7 @@ def test_include_usage_adds_a_final_usage_chunk(client: openai.OpenAI) -> None:
 
 
 def test_keepalive_comments_while_waiting(server: ServerProcess) -> None:
-    sim = httpx.get(server.base + "/readyz").json()["simulator_url"]
+    sim = httpx.get(server.base + "/readyz", headers=ADMIN).json()["simulator_url"]
     assert httpx.post(sim + "/_simulator/faults/stall-next-job", json={}).json()["ok"]
     body = {"model": "midjourney", "messages": [{"role": "user", "content": "a stalled job"}], "stream": True}
     comments = 0
@@ -259,7 +259,7 @@ def test_a_button_the_result_lacks_is_explained(client: openai.OpenAI) -> None:
 
 
 def submitted_total(server: ServerProcess) -> int:
-    text = httpx.get(server.base + "/metrics").text
+    text = httpx.get(server.base + "/metrics", headers=ADMIN).text
     return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines() if line.startswith("mj_jobs_submitted_total{"))
 
 

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from server_process import KEY_A, KEY_B, ServerProcess  # noqa: E402
+from server_process import ADMIN, KEY_A, KEY_B, ServerProcess  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +186,7 @@ def test_auth_required_and_jobs_owned(server: ServerProcess, client: openai.Open
 
 
 def submitted_total(server: ServerProcess) -> int:
-    text = httpx.get(server.base + "/metrics").text
+    text = httpx.get(server.base + "/metrics", headers=ADMIN).text
     return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines() if line.startswith("mj_jobs_submitted_total{"))
 
 

@@ -16,7 +16,7 @@ import openai
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from server_process import KEY_A, ServerProcess, SimulatorProcess  # noqa: E402
+from server_process import ADMIN, ADMIN_KEY, KEY_A, ServerProcess, SimulatorProcess  # noqa: E402
 
 AUTH = {"Authorization": f"Bearer {KEY_A}"}
 
@@ -71,13 +71,13 @@ def test_style_natural_and_prompt_flags(server: ServerProcess, client: openai.Op
 
 def test_metrics_expose_jobs_queue_accounts_and_durations(server: ServerProcess, client: openai.OpenAI) -> None:
     client.images.generate(prompt="count me")
-    text = httpx.get(server.base + "/metrics").text
+    text = httpx.get(server.base + "/metrics", headers=ADMIN).text
     for needle in ("mj_jobs_finished_total{status=\"SUCCESS\"", "mj_queue_depth ", "mj_account_up{account=\"demo-1\"", "mj_job_duration_seconds_count{action=\"IMAGINE\"}"):
         assert needle in text, needle
 
 
 def test_midjourney_failure_is_500_without_retry(server: ServerProcess) -> None:
-    sim_url = httpx.get(server.base + "/readyz").json()["simulator_url"]
+    sim_url = httpx.get(server.base + "/readyz", headers=ADMIN).json()["simulator_url"]
     for _ in range(2):  # either demo account may take the job
         httpx.post(sim_url + "/_simulator/faults/fail-next-job", json={"title": "Sorry! Could not complete the job!"}).raise_for_status()
     retrying = openai.OpenAI(base_url=server.v1, api_key=KEY_A, max_retries=2)
@@ -119,7 +119,7 @@ def test_full_pool_is_429_and_a_stuck_job_is_504(tight: tuple[ServerProcess, Sim
     t.start()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        if any(a["running"] for a in httpx.get(server.v1 + "/accounts", headers=AUTH).json()):
+        if any(a["running"] for a in httpx.get(server.v1 + "/accounts", headers=ADMIN).json()):
             break
         time.sleep(0.02)
     with pytest.raises(openai.RateLimitError) as err:
@@ -153,8 +153,13 @@ def test_cli_imagine_and_accounts(server: ServerProcess, tmp_path: Path) -> None
 
     assert all(abs(Image.open(p).width / Image.open(p).height - 1.5) < 0.05 for p in saved)
     assert "100%" in proc.stderr
-    accts = subprocess.run([sys.executable, "-m", "adapter", "accounts", "--base-url", server.v1, "--api-key", KEY_A], env=env, capture_output=True, text=True, timeout=30)
+    # the admin key wins over the client key: an operator's shell may hold both
+    accts = subprocess.run([sys.executable, "-m", "adapter", "accounts", "--base-url", server.v1, "--api-key", KEY_A, "--admin-key", ADMIN_KEY], env=env, capture_output=True, text=True, timeout=30)
     assert accts.returncode == 0 and "demo-1" in accts.stdout and "ready" in accts.stdout
+    from_env = subprocess.run([sys.executable, "-m", "adapter", "accounts", "--base-url", server.v1], env={**env, "MJ_ADAPTER_ADMIN_KEY": ADMIN_KEY}, capture_output=True, text=True, timeout=30)
+    assert from_env.returncode == 0 and "demo-1" in from_env.stdout
+    customer = subprocess.run([sys.executable, "-m", "adapter", "accounts", "--base-url", server.v1, "--api-key", KEY_A], env=env, capture_output=True, text=True, timeout=30)
+    assert customer.returncode == 1 and "403" in customer.stderr and "admin_key_required" in customer.stderr
     denied = subprocess.run([sys.executable, "-m", "adapter", "accounts", "--base-url", server.v1, "--api-key", "sk-nope"], env=env, capture_output=True, text=True, timeout=30)
     assert denied.returncode == 1 and "401" in denied.stderr
 

@@ -14,7 +14,7 @@ import openai
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from server_process import KEY_A, ServerProcess, SimulatorProcess  # noqa: E402
+from server_process import ADMIN, KEY_A, ServerProcess, SimulatorProcess  # noqa: E402
 
 pytestmark = pytest.mark.slow
 AUTH = {"Authorization": f"Bearer {KEY_A}"}
@@ -54,7 +54,7 @@ def test_past_the_daily_cap_every_door_says_why_and_when(capped: tuple[ServerPro
     assert answer["code"] == 23 and answer["properties"]["limit"] == "daily_cap_reached"
     assert abs(answer["properties"]["retryAfter"] - to_midnight) < 60
 
-    accounts = httpx.get(server.v1 + "/accounts", headers=AUTH, timeout=10).json()
+    accounts = httpx.get(server.v1 + "/accounts", headers=ADMIN, timeout=10).json()
     assert accounts[0]["state"] == "cooling_down" and accounts[0]["available_at"].endswith("T00:00:00Z")
     # nothing past the cap reached Midjourney
     assert len([i for i in sim.interactions() if i["name"] == "imagine"]) == 2

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from server_process import KEY_A, KEY_B, ServerProcess, free_port  # noqa: E402
+from server_process import ADMIN, KEY_A, KEY_B, ServerProcess, free_port  # noqa: E402
 
 A_HEADERS = {"mj-api-secret": KEY_A}
 
@@ -81,7 +81,7 @@ def fetch_png(url: str) -> Image.Image:
 
 def test_front_runs_on_the_provider_account(chain: tuple[ServerProcess, ServerProcess]) -> None:
     front, _ = chain
-    ready = httpx.get(front.base + "/readyz").json()
+    ready = httpx.get(front.base + "/readyz", headers=ADMIN).json()
     assert ready["ready"] and not ready["demo"]
     assert [(a["id"], a["kind"], a["state"]) for a in ready["accounts"]] == [("upstream", "mjproxy", "ready")]
 
@@ -222,7 +222,7 @@ def test_a_mixed_pool_of_a_discord_account_and_a_provider(tmp_path: Path, chain:
             {"kind": "mjproxy", "id": "upstream", "base_url": upstream.base, "secret": KEY_B, "concurrency": 3, "poll_initial_seconds": 0.05, "poll_interval_seconds": 0.3},
         ]
         mixed = ServerProcess(tmp_path / "mixed", env={"MJ_ADAPTER_ACCOUNTS": json.dumps(accounts), "MJ_ADAPTER_FETCH_ALLOW_HOSTS": "127.0.0.1"}).start()
-        kinds = {a["id"]: (a["kind"], a["state"]) for a in httpx.get(mixed.base + "/readyz").json()["accounts"]}
+        kinds = {a["id"]: (a["kind"], a["state"]) for a in httpx.get(mixed.base + "/readyz", headers=ADMIN).json()["accounts"]}
         assert kinds == {"discord-sim": ("discord", "ready"), "upstream": ("mjproxy", "ready")}
 
         ids = [httpx.post(f"{mixed.base}/mj/submit/imagine", json={"prompt": f"mixed {i}"}, headers=A_HEADERS).json()["result"] for i in range(6)]

@@ -15,7 +15,7 @@ import openai
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from server_process import KEY_A, KEY_B, ServerProcess, SimulatorProcess  # noqa: E402
+from server_process import ADMIN, KEY_A, KEY_B, ServerProcess, SimulatorProcess  # noqa: E402
 
 AUTH = {"Authorization": f"Bearer {KEY_A}"}
 
@@ -95,7 +95,7 @@ def wait_job_status_offline(data: Path, job_id: str) -> str:
 def test_paused_account_moves_its_queued_jobs(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path, env={"MJ_ADAPTER_SIMULATOR_SPEED": "20", "MJ_ADAPTER_SIMULATOR_ACCOUNTS": "2"}).start()
     try:
-        sim_url = httpx.get(server.base + "/readyz").json()["simulator_url"]
+        sim_url = httpx.get(server.base + "/readyz", headers=ADMIN).json()["simulator_url"]
         client = openai.OpenAI(base_url=server.v1, api_key=KEY_A, max_retries=0, timeout=60)
 
         def generate(i: int) -> str:
@@ -111,7 +111,7 @@ def test_paused_account_moves_its_queued_jobs(tmp_path: Path) -> None:
             victim = None
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline and victim is None:
-                for acct in httpx.get(server.v1 + "/accounts", headers=AUTH).json():
+                for acct in httpx.get(server.v1 + "/accounts", headers=ADMIN).json():
                     if acct["queued"] >= 2 and acct["running"] >= 1:
                         victim = acct
                         break
@@ -122,7 +122,7 @@ def test_paused_account_moves_its_queued_jobs(tmp_path: Path) -> None:
             httpx.post(sim_url + "/_simulator/faults/captcha-next-interaction", json={"user_id": user_id}).raise_for_status()
             outcomes = [f.result(timeout=60) for f in futures]
 
-        states = {a["id"]: a for a in httpx.get(server.v1 + "/accounts", headers=AUTH).json()}
+        states = {a["id"]: a for a in httpx.get(server.v1 + "/accounts", headers=ADMIN).json()}
         assert states[victim["id"]]["state"] == "paused" and "captcha" in (states[victim["id"]]["reason"] or "").lower()
         # only the job that met the captcha failed; the ones queued behind it moved and finished
         assert outcomes.count("ok") == 11, outcomes

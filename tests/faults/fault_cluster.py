@@ -153,6 +153,8 @@ class AdapterProc:
             **{k: v for k, v in os.environ.items() if not k.startswith("MJ_ADAPTER_")},
             "MJ_ADAPTER_DATA_DIR": str(data_dir),
             "MJ_ADAPTER_API_KEYS": f"{KEY},{OTHER_KEY}",
+            # the harness reads /v1/accounts with KEY, which takes an admin key
+            "MJ_ADAPTER_ADMIN_KEYS": KEY,
             "MJ_ADAPTER_FETCH_ALLOW_HOSTS": "127.0.0.1",
             "MJ_ADAPTER_LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",

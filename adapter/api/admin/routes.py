@@ -3,8 +3,10 @@ files we host."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
+import unicodedata
 from typing import Any
 
 import msgspec
@@ -13,10 +15,12 @@ from litestar import Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.response import File
 
+from adapter.api.common.auth import bearer
 from adapter.api.context import ctx_of
 from adapter.api.openai.errors import OpenAIError
 from adapter.api.openai.router_images import openai_owner
 from adapter.backends.base import Account, AccountState
+from adapter.engine.retention import DAY_SECONDS
 from adapter.media.store import content_type_from_key, is_valid_key
 
 
@@ -39,7 +43,15 @@ class AccountView(msgspec.Struct):
     available_at: str | None = None
 
 
+class Ready(msgspec.Struct):
+    """What anyone (a load balancer's probe) sees: no account names, states or reasons."""
+
+    ready: bool
+
+
 class Readiness(msgspec.Struct, omit_defaults=True):
+    """What an admin (or the local operator in keyless mode) sees."""
+
     ready: bool
     demo: bool
     accounts: list[AccountView]
@@ -74,25 +86,42 @@ def healthz(request: Request[Any, Any, Any]) -> Health:
     return Health(status="ok", uptime_seconds=round(time.time() - ctx_of(request).started_at, 3))
 
 
+def _presents_admin_key(request: Request[Any, Any, Any]) -> bool:
+    keys = ctx_of(request).keys
+    return keys.is_admin(keys.owner(bearer(request.headers.get("authorization"))))
+
+
+def _admin(request: Request[Any, Any, Any]) -> None:
+    """401 without a valid key, 403 with a key that is not in ADMIN_KEYS (with none configured,
+    every key: customer keys must not control the accounts)."""
+    owner = openai_owner(request)
+    if not ctx_of(request).keys.is_admin(owner):
+        raise OpenAIError(
+            403,
+            "This endpoint needs an admin key: set MJ_ADAPTER_ADMIN_KEYS on the server and call it with one of those keys.",
+            type="permission_error",
+            code="admin_key_required",
+        )
+
+
 @get("/readyz", sync_to_thread=False)
-def readyz(request: Request[Any, Any, Any]) -> Response[Readiness]:
+def readyz(request: Request[Any, Any, Any]) -> Response[Readiness | Ready]:
+    """Probes get the bare answer without a key; account names, states and reasons (which say
+    what the operator runs and when it is down) are for admins."""
     ctx = ctx_of(request)
     ready = ctx.scheduler.any_ready()
-    body = Readiness(ready=ready, demo=ctx.settings.demo, accounts=_accounts(request), simulator_url=ctx.extras["demo"].get("simulator_url"))
+    body: Readiness | Ready = Ready(ready=ready)
+    if _presents_admin_key(request):
+        body = Readiness(ready=ready, demo=ctx.settings.demo, accounts=_accounts(request), simulator_url=ctx.extras["demo"].get("simulator_url"))
     return Response(body, status_code=200 if ready else 503)
 
 
 @get("/metrics", media_type="text/plain; version=0.0.4")
 async def metrics(request: Request[Any, Any, Any]) -> str:
+    _admin(request)
     ctx = ctx_of(request)
     counts = await ctx.service.store.count_by_status()
     return ctx.extras["metrics"].render(ctx.scheduler, counts)
-
-
-def _admin(request: Request[Any, Any, Any]) -> None:
-    owner = openai_owner(request)
-    if not ctx_of(request).keys.is_admin(owner):
-        raise OpenAIError(403, "This key may not manage accounts (MJ_ADAPTER_ADMIN_KEYS).", type="permission_error", code="forbidden")
 
 
 @get("/v1/accounts", sync_to_thread=False)
@@ -101,8 +130,34 @@ def accounts(request: Request[Any, Any, Any]) -> list[AccountView]:
     return _accounts(request)
 
 
+REASON_MAX = 200
+# bidi overrides and isolates: they can make a reason in a terminal or log read as something else
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 class PauseBody(msgspec.Struct):
     reason: str = "paused by an operator"
+
+
+def _pause_reason(body: bytes) -> str:
+    """The reason from a pause request; an empty body means the default. Every malformed body
+    is a 400: the reason is shown in `accounts` listings, logs and the CLI's table."""
+    if not body.strip():
+        return PauseBody().reason
+    try:
+        reason = msgspec.json.decode(body, type=PauseBody).reason
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        if "$.reason" in message:
+            raise OpenAIError(400, f"'reason' must be a string: {message}", param="reason") from None
+        raise OpenAIError(400, "The request body must be a JSON object, e.g. {\"reason\": \"captcha\"}.") from None
+    except msgspec.DecodeError:
+        raise OpenAIError(400, "The request body is not valid JSON.") from None
+    if len(reason) > REASON_MAX:
+        raise OpenAIError(400, f"'reason' is longer than {REASON_MAX} characters.", param="reason")
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI for ch in reason):
+        raise OpenAIError(400, "'reason' must not contain control characters (line breaks, escapes, bidi overrides).", param="reason")
+    return reason.strip() or PauseBody().reason
 
 
 def _account_or_404(request: Request[Any, Any, Any], account_id: str) -> Account:
@@ -116,9 +171,8 @@ def _account_or_404(request: Request[Any, Any, Any], account_id: str) -> Account
 async def pause_account(request: Request[Any, Any, Any], account_id: FromPath[str]) -> list[AccountView]:
     """Stop giving the account work; its queued jobs move to other accounts."""
     _admin(request)
-    body = await request.body()
-    reason = msgspec.json.decode(body, type=PauseBody).reason if body.strip() else PauseBody().reason
-    _account_or_404(request, account_id).pause(reason[:200])
+    reason = _pause_reason(await request.body())
+    _account_or_404(request, account_id).pause(reason)
     return _accounts(request)
 
 
@@ -135,11 +189,30 @@ async def image_file(request: Request[Any, Any, Any], key: FromPath[str]) -> Fil
     key = key.lstrip("/")
     ctx = ctx_of(request)
     path = await ctx.images.path(key) if is_valid_key(key) else None
-    if path is None:
+    try:
+        mtime = (await asyncio.to_thread(path.stat)).st_mtime if path is not None else None
+    except OSError:  # deleted by retention in between
+        mtime = None
+    if path is None or mtime is None:
         raise NotFoundException("No such image.")
     return File(
         path=path,
         media_type=content_type_from_key(key) or "application/octet-stream",
         content_disposition_type="inline",
-        headers={"Cache-Control": "public, max-age=31536000, immutable", "X-Content-Type-Options": "nosniff"},
+        headers={"Cache-Control": image_cache_control(ctx.settings.retention_days, mtime), "X-Content-Type-Options": "nosniff"},
     )
+
+
+YEAR_SECONDS = 31536000
+
+
+def image_cache_control(retention_days: float | None, mtime: float, now: float | None = None) -> str:
+    """Our image files never change, so without retention they are cacheable for good. With
+    retention they are deleted some time after they were written (a job's images are written
+    before it finishes, and retention counts from the finish), so no cache may keep one past
+    the file's age plus the retention period: a deleted image must not live on in CDNs."""
+    if retention_days is None:
+        return f"public, max-age={YEAR_SECONDS}, immutable"
+    age = (time.time() if now is None else now) - mtime
+    left = int(retention_days * DAY_SECONDS - max(age, 0.0))
+    return f"public, max-age={min(max(left, 0), YEAR_SECONDS)}"

@@ -29,11 +29,16 @@ class KeyRing:
                 return owner
         return None
 
-
-    def is_admin(self, owner: str) -> bool:
-        """Operators' keys may control accounts; with no admin keys configured, every key may
-        (a single-tenant install)."""
-        return not self._admins or owner in self._admins
+    def is_admin(self, owner: str | None) -> bool:
+        """Operators' keys may see and control accounts and read /metrics. With keys configured
+        that takes a key from ADMIN_KEYS: with none configured nobody is an admin, because a
+        customer key must never be able to pause the accounts. Keyless (loopback only) the one
+        anonymous caller is the local operator, so the CLI keeps working without any setup."""
+        if owner is None:
+            return False
+        if self.open:
+            return True
+        return owner in self._admins
 
 
 def bearer(value: str | None) -> str | None:
