@@ -15,6 +15,7 @@ from litestar.openapi import OpenAPIConfig
 
 from adapter.api.admin.routes import accounts, healthz, image_file, metrics, pause_account, readyz, resume_account
 from adapter.api.common.auth import KeyRing
+from adapter.api.common.browser import LoopbackCors, browser_guard
 from adapter.api.context import ApiContext
 from adapter.api.mjproxy.hooks import build_webhooks
 from adapter.api.mjproxy.router import mj_routers
@@ -220,11 +221,16 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[list_models, get_model, create_image, get_job, act_on_job, get_job_seed, accounts, pause_account, resume_account, create_chat_completion, create_image_edit, create_image_variation],
         exception_handlers=EXCEPTION_HANDLERS,
     )
+    keyless = KeyRing(settings.api_keys, settings.admin_keys).open
     return Litestar(
         route_handlers=[openai_routes, *mj_routers(), healthz, readyz, metrics, image_file],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
-        cors_config=CORSConfig(allow_origins=["*"], allow_headers=["*"], allow_methods=["*"]),
+        # keyless (loopback only): pages on this machine only, refused origins get no CORS headers
+        # at all (browser.py); with keys every call needs one, so CORS is the operator's choice
+        guards=[browser_guard(keyless=keyless)],
+        middleware=[LoopbackCors] if keyless else [],
+        cors_config=None if keyless else CORSConfig(allow_origins=list(settings.cors_origins), allow_headers=["*"], allow_methods=["*"]),
         openapi_config=OpenAPIConfig(title="mj-adapter", version=VERSION, path="/docs"),
         request_max_body_size=64 * 1024 * 1024,
     )
