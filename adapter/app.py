@@ -19,6 +19,7 @@ from adapter.api.common.browser import LoopbackCors, browser_guard
 from adapter.api.context import ApiContext
 from adapter.api.mjproxy.hooks import build_webhooks
 from adapter.api.mjproxy.router import mj_routers
+from adapter.api.mjproxy.serving import MjServing
 from adapter.api.openai.errors import EXCEPTION_HANDLERS
 from adapter.api.openai.jobs_view import act_on_job, get_job, get_job_seed
 from adapter.api.openai.router_images import create_image, get_model, list_models
@@ -153,8 +154,17 @@ def create_app(settings: Settings) -> Litestar:
                 providers = [ProviderAccount.from_config(a) for a in settings.accounts if isinstance(a, ProviderAccountConfig) and a.enabled]
                 accounts = [*accounts, *providers]
                 extra_allow = (*extra_allow, *(httpx.URL(p.base_url).host for p in providers))
-            fetcher = ImageFetcher(FetchPolicy(max_bytes=settings.fetch_max_bytes, allow_hosts=(*settings.fetch_allow_hosts, *extra_allow)))
-            stack.push_async_callback(fetcher.aclose)
+            # Two trust levels: results come from the account's own sources (the Discord CDN, the
+            # simulator, provider hosts, the operator's exemptions); URLs a caller hands us may
+            # reach public addresses only, plus what the operator listed for them explicitly.
+            source_fetcher = ImageFetcher(
+                FetchPolicy(max_bytes=settings.fetch_max_bytes, allow_hosts=(*settings.fetch_allow_hosts, *extra_allow))
+            )
+            stack.push_async_callback(source_fetcher.aclose)
+            user_fetcher = ImageFetcher(
+                FetchPolicy(max_bytes=settings.fetch_max_bytes, allow_hosts=settings.user_url_allow_hosts, uniform_errors=True)
+            )
+            stack.push_async_callback(user_fetcher.aclose)
             images = LocalImageStore(settings.data_dir)
 
             bus = JobBus()
@@ -164,7 +174,7 @@ def create_app(settings: Settings) -> Litestar:
             service = JobService(
                 store=store,
                 scheduler=scheduler,
-                ingester=ResultIngester(fetcher, images),
+                ingester=ResultIngester(source_fetcher, images),
                 banned=build_banned_words(settings.banned_words, replace=settings.banned_words_replace),
                 timeouts=settings.timeouts,
                 bus=bus,
@@ -194,22 +204,23 @@ def create_app(settings: Settings) -> Litestar:
                 stack.push_async_callback(retention.close)
 
             catalog = ModelCatalog(settings.model_aliases)
+            image_inputs = ImageInputs(user_fetcher, images, max_bytes=settings.fetch_max_bytes)
             ctx = ApiContext(
                 settings=settings,
                 service=service,
                 scheduler=scheduler,
                 images=images,
-                fetcher=fetcher,
+                user_fetcher=user_fetcher,
                 keys=KeyRing(settings.api_keys, settings.admin_keys),
                 catalog=catalog,
+                metrics=metrics_,
+                image_serving=ImageServing(service, images, catalog),
+                chat_serving=ChatServing(service, image_inputs, catalog, preview_images=settings.chat_preview_images),
+                edit_serving=EditServing(service, catalog, image_inputs, ResultFinder(service, images)),
+                mj_serving=MjServing(service, scheduler, images, user_fetcher, webhook_allow_hosts=settings.webhook_allow_hosts),
                 started_at=time.time(),
+                simulator_url=demo_info.get("simulator_url"),
             )
-            ctx.extras["metrics"] = metrics_
-            ctx.extras["demo"] = demo_info
-            ctx.extras["image_serving"] = ImageServing(service, images, catalog)
-            image_inputs = ImageInputs(fetcher, images, max_bytes=settings.fetch_max_bytes)
-            ctx.extras["chat_serving"] = ChatServing(service, image_inputs, catalog, preview_images=settings.chat_preview_images)
-            ctx.extras["edit_serving"] = EditServing(service, catalog, image_inputs, ResultFinder(service, images))
             app.state.ctx = ctx
             app.state.begin_shutdown = service.begin_shutdown
             for st in scheduler.statuses():

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request
 
 from adapter.api.common.auth import KeyRing
+from adapter.api.mjproxy.serving import MjServing
+from adapter.api.openai.serving_chat import ChatServing
+from adapter.api.openai.serving_edits import EditServing
+from adapter.api.openai.serving_images import ImageServing
 from adapter.config import Settings
 from adapter.domain.models import ModelCatalog
+from adapter.engine.metrics import Metrics
 from adapter.engine.scheduler import Scheduler
 from adapter.engine.service import JobService
 from adapter.engine.specs import RequestMeta
@@ -24,11 +29,16 @@ class ApiContext:
     service: JobService
     scheduler: Scheduler
     images: ImageStore
-    fetcher: ImageFetcher
+    user_fetcher: ImageFetcher  # for URLs callers send: public addresses only
     keys: KeyRing
     catalog: ModelCatalog
+    metrics: Metrics
+    image_serving: ImageServing
+    chat_serving: ChatServing
+    edit_serving: EditServing
+    mj_serving: MjServing
     started_at: float = 0.0
-    extras: dict[str, Any] = field(default_factory=dict)
+    simulator_url: str | None = None  # demo mode: the built-in simulator (loopback)
 
     def public_base(self, request: Request[Any, Any, Any]) -> str:
         if self.settings.public_base_url:

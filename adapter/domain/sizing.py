@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import re
 
-_SIZE_RE = re.compile(r"^\s*(\d{1,5})\s*[xX×]\s*(\d{1,5})\s*$")
+# ASCII digits only: `\d` alone would take Arabic-Indic and other digits too
+_SIZE_RE = re.compile(r"^\s*(\d{1,5})\s*[xX×]\s*(\d{1,5})\s*$", re.ASCII)
 # Midjourney accepts ratios up to 2:1 on most versions, and whole numbers only.
 MAX_AR_SIDE = 1000
 
@@ -34,7 +35,7 @@ def aspect_for_size(size: str | None) -> str | None:
 
 
 def parse_ar(value: str) -> tuple[int, int] | None:
-    m = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", value)
+    m = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", value, re.ASCII)
     if not m or int(m[1]) == 0 or int(m[2]) == 0:
         return None
     return int(m[1]), int(m[2])

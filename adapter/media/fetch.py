@@ -239,7 +239,7 @@ class ImageFetcher:
     def uniform_message(self) -> str:
         limit = self.policy.max_bytes / (1024 * 1024)
         return (
-            "the URL could not be used: it must be a public http(s) address that answers within "
+            "the URL must be a public http(s) address that answers within "
             f"{self.policy.timeout:g} s with a PNG, JPEG, WebP or GIF image of at most {limit:g} MB"
         )
 

@@ -30,7 +30,9 @@ MD_IMAGE = re.compile(r"!\[[^\]]*\]\((http[^)\s]+)\)")
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     # a short keepalive so a test can see the comments without waiting 15 s
-    s = ServerProcess(tmp_path_factory.mktemp("chat"), env={"MJ_ADAPTER_STREAM_KEEPALIVE_SECONDS": "0.3"}).start()
+    # the "foreign" image host below is on loopback: listed for user URLs, as an operator would
+    env = {"MJ_ADAPTER_STREAM_KEEPALIVE_SECONDS": "0.3", "MJ_ADAPTER_USER_URL_ALLOW_HOSTS": "127.0.0.1"}
+    s = ServerProcess(tmp_path_factory.mktemp("chat"), env=env).start()
     yield s
     s.stop()
 

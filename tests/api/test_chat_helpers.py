@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import io
 
+import msgspec
 import pytest
 from PIL import Image
 
 from adapter.api.openai import chat_render as render
 from adapter.api.openai.chat_refs import conversation_job_ids, job_ids_in_text, job_ref, last_user_message
 from adapter.api.openai.errors import OpenAIError
-from adapter.api.openai.protocol_chat import ChatMessageIn, parse_chat_request
+from adapter.api.common.bodies import BodyError, decode_json
+from adapter.api.openai.protocol_chat import ChatCompletionRequest, ChatMessageIn, ChatRequest, parse_chat_request
 from adapter.api.openai.result_lookup import classify, is_grid_job
 from adapter.api.openai.serving_chat import estimate_tokens
 from adapter.api.openai.serving_edits import MaskError, midjourney_mask
@@ -173,8 +175,13 @@ def test_estimate_tokens() -> None:
 # --- request reading ----------------------------------------------------------------------------
 
 
+def read(body: object) -> ChatRequest:
+    """A body as the endpoint reads it: strict decoding, then the reduction to a turn."""
+    return parse_chat_request(decode_json(msgspec.json.encode(body), ChatCompletionRequest))
+
+
 def test_parse_parts_and_bare_image_strings() -> None:
-    req = parse_chat_request(
+    req = read(
         {
             "model": "niji",
             "stream": True,
@@ -209,16 +216,29 @@ def test_parse_parts_and_bare_image_strings() -> None:
         ({"messages": [{"role": "user", "content": "x"}], "n": 0}, "n"),
         ({"messages": [{"role": "user", "content": "x"}], "model": 3}, "model"),
         ({"messages": [{"role": "user", "content": "x"}], "stream_options": []}, "stream_options"),
+        ({"messages": [{"role": "user", "content": "x"}], "stream": "yes"}, "stream"),
+        ({"messages": [{"role": "user", "content": "a\u0000b"}]}, "messages"),
+        ({"messages": [{"role": "user", "content": [{"type": "text", "text": "\u001b[31m"}]}]}, "messages"),
+        ({"messages": [{"role": "user", "content": [{"type": "text"}]}]}, "messages"),
+        ({"messages": [{"role": "user", "content": "x"}] * 1001}, "messages"),
+        ([], None),
     ],
 )
-def test_parse_refusals(body: dict[str, object], param: str) -> None:
-    with pytest.raises(OpenAIError) as err:
-        parse_chat_request(body)
-    assert err.value.status == 400 and err.value.body.param == param
+def test_parse_refusals(body: object, param: str | None) -> None:
+    with pytest.raises((OpenAIError, BodyError)) as err:
+        read(body)
+    got = err.value.body.param if isinstance(err.value, OpenAIError) else err.value.param
+    assert got == param, err.value
+
+
+def test_deep_nesting_is_a_body_error_not_a_crash() -> None:
+    deep = b'{"messages":[{"role":"user","content":"x"}],"extra":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(BodyError, match="nested too deeply"):
+        decode_json(deep, ChatCompletionRequest)
 
 
 def test_n_one_is_fine() -> None:
-    assert parse_chat_request({"messages": [{"role": "user", "content": "x"}], "n": 1}).messages[0].text == "x"
+    assert read({"messages": [{"role": "user", "content": "x"}], "n": 1}).messages[0].text == "x"
 
 
 # --- masks --------------------------------------------------------------------------------------

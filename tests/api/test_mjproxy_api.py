@@ -256,7 +256,7 @@ def finished(server: ServerProcess) -> dict[str, Any]:
         ("/submit/imagine", {"prompt": "x", "notifyHook": "ftp://example.com/hook"}, 4, "notifyHook"),
         ("/submit/imagine", {"prompt": "x", "notifyHook": "http://169.254.169.254/latest"}, 4, "notifyHook"),
         ("/submit/imagine", {"prompt": "a nsfw photo"}, 24, "banned"),
-        ("/submit/blend", {"base64Array": ["data:image/png;base64,AAAA"] * 6}, 4, "2 to 5"),
+        ("/submit/blend", {"base64Array": ["data:image/png;base64,AAAA"] * 6}, 4, "base64Array"),
         ("/submit/blend", {"base64Array": ["x"]}, 4, "2 to 5"),
         ("/submit/blend", {"base64Array": ["a", "b"], "dimensions": "HUGE"}, 4, "dimensions"),
         ("/submit/describe", {}, 4, "base64"),

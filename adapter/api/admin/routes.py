@@ -6,18 +6,19 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-import unicodedata
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar.params import FromPath
 from litestar import Request, Response, get, post
 from litestar.exceptions import NotFoundException
+from litestar.openapi import ResponseSpec
 from litestar.response import File
 
 from adapter.api.common.auth import bearer
+from adapter.api.common.bodies import ONE_LINE, body_operation, decode_json
 from adapter.api.context import ctx_of
-from adapter.api.openai.errors import OpenAIError
+from adapter.api.openai.errors import OpenAIError, responses
 from adapter.api.openai.router_images import openai_owner
 from adapter.backends.base import Account, AccountState
 from adapter.engine.retention import DAY_SECONDS
@@ -81,7 +82,7 @@ def _accounts(request: Request[Any, Any, Any]) -> list[AccountView]:
     ]
 
 
-@get("/healthz", sync_to_thread=False)
+@get("/healthz", sync_to_thread=False, responses={200: ResponseSpec(Health, description="Alive.", generate_examples=False)})
 def healthz(request: Request[Any, Any, Any]) -> Health:
     return Health(status="ok", uptime_seconds=round(time.time() - ctx_of(request).started_at, 3))
 
@@ -104,7 +105,15 @@ def _admin(request: Request[Any, Any, Any]) -> None:
         )
 
 
-@get("/readyz", sync_to_thread=False)
+@get(
+    "/readyz",
+    sync_to_thread=False,
+    responses={
+        200: ResponseSpec(Readiness | Ready, description="Ready: an account can take jobs (details with an admin key).", generate_examples=False),
+        503: ResponseSpec(Readiness | Ready, description="Not ready: no account can take jobs.", generate_examples=False),
+        **{k: v for k, v in responses(None, "").items() if k in (401, 403)},
+    },
+)
 def readyz(request: Request[Any, Any, Any]) -> Response[Readiness | Ready]:
     """Probes get the bare answer without a key; account names, states and reasons (which say
     what the operator runs and when it is down) are for admins."""
@@ -112,52 +121,27 @@ def readyz(request: Request[Any, Any, Any]) -> Response[Readiness | Ready]:
     ready = ctx.scheduler.any_ready()
     body: Readiness | Ready = Ready(ready=ready)
     if _presents_admin_key(request):
-        body = Readiness(ready=ready, demo=ctx.settings.demo, accounts=_accounts(request), simulator_url=ctx.extras["demo"].get("simulator_url"))
+        body = Readiness(ready=ready, demo=ctx.settings.demo, accounts=_accounts(request), simulator_url=ctx.simulator_url)
     return Response(body, status_code=200 if ready else 503)
 
 
-@get("/metrics", media_type="text/plain; version=0.0.4")
+@get("/metrics", media_type="text/plain; version=0.0.4", responses=responses(str, "Prometheus metrics (admin key).", media_type="text/plain; version=0.0.4"))
 async def metrics(request: Request[Any, Any, Any]) -> str:
     _admin(request)
     ctx = ctx_of(request)
     counts = await ctx.service.store.count_by_status()
-    return ctx.extras["metrics"].render(ctx.scheduler, counts)
+    return ctx.metrics.render(ctx.scheduler, counts)
 
 
-@get("/v1/accounts", sync_to_thread=False)
+@get("/v1/accounts", sync_to_thread=False, responses=responses(list[AccountView], "Every account and its state (admin key)."))
 def accounts(request: Request[Any, Any, Any]) -> list[AccountView]:
     _admin(request)
     return _accounts(request)
 
 
-REASON_MAX = 200
-# bidi overrides and isolates: they can make a reason in a terminal or log read as something else
-_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-class PauseBody(msgspec.Struct):
-    reason: str = "paused by an operator"
-
-
-def _pause_reason(body: bytes) -> str:
-    """The reason from a pause request; an empty body means the default. Every malformed body
-    is a 400: the reason is shown in `accounts` listings, logs and the CLI's table."""
-    if not body.strip():
-        return PauseBody().reason
-    try:
-        reason = msgspec.json.decode(body, type=PauseBody).reason
-    except msgspec.ValidationError as exc:
-        message = str(exc)
-        if "$.reason" in message:
-            raise OpenAIError(400, f"'reason' must be a string: {message}", param="reason") from None
-        raise OpenAIError(400, "The request body must be a JSON object, e.g. {\"reason\": \"captcha\"}.") from None
-    except msgspec.DecodeError:
-        raise OpenAIError(400, "The request body is not valid JSON.") from None
-    if len(reason) > REASON_MAX:
-        raise OpenAIError(400, f"'reason' is longer than {REASON_MAX} characters.", param="reason")
-    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI for ch in reason):
-        raise OpenAIError(400, "'reason' must not contain control characters (line breaks, escapes, bidi overrides).", param="reason")
-    return reason.strip() or PauseBody().reason
+class PauseBody(msgspec.Struct, kw_only=True):
+    # shown in `accounts` listings, logs and the CLI's table: one bounded line
+    reason: Annotated[str, msgspec.Meta(max_length=200, pattern=ONE_LINE)] = "paused by an operator"
 
 
 def _account_or_404(request: Request[Any, Any, Any], account_id: str) -> Account:
@@ -167,16 +151,21 @@ def _account_or_404(request: Request[Any, Any, Any], account_id: str) -> Account
     return account
 
 
-@post("/v1/accounts/{account_id:str}/pause", status_code=200)
+@post(
+    "/v1/accounts/{account_id:str}/pause",
+    status_code=200,
+    operation_class=body_operation(PauseBody),
+    responses=responses(list[AccountView], "Every account, the paused one included (admin key)."),
+)
 async def pause_account(request: Request[Any, Any, Any], account_id: FromPath[str]) -> list[AccountView]:
     """Stop giving the account work; its queued jobs move to other accounts."""
     _admin(request)
-    reason = _pause_reason(await request.body())
-    _account_or_404(request, account_id).pause(reason)
+    reason = decode_json(await request.body(), PauseBody, empty_ok=True).reason
+    _account_or_404(request, account_id).pause(reason.strip() or PauseBody().reason)
     return _accounts(request)
 
 
-@post("/v1/accounts/{account_id:str}/resume", status_code=200)
+@post("/v1/accounts/{account_id:str}/resume", status_code=200, responses=responses(list[AccountView], "Every account (admin key)."))
 async def resume_account(request: Request[Any, Any, Any], account_id: FromPath[str]) -> list[AccountView]:
     """Take work again, e.g. after a human solved the captcha in Discord."""
     _admin(request)
@@ -184,7 +173,13 @@ async def resume_account(request: Request[Any, Any, Any], account_id: FromPath[s
     return _accounts(request)
 
 
-@get("/images/{key:path}")
+@get(
+    "/images/{key:path}",
+    responses={
+        200: ResponseSpec(bytes, description="The image (or MP4 video) file.", media_type="application/octet-stream", generate_examples=False),
+        **{k: v for k, v in responses(None, "").items() if k == 404},
+    },
+)
 async def image_file(request: Request[Any, Any, Any], key: FromPath[str]) -> File:
     key = key.lstrip("/")
     ctx = ctx_of(request)

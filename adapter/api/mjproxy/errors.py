@@ -14,6 +14,9 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 
+from litestar.openapi import ResponseSpec
+
+from adapter.api.common.bodies import BodyError
 from adapter.api.mjproxy.protocol import SubmitResult
 from adapter.engine.errors import (
     ActionNotAvailable,
@@ -121,6 +124,10 @@ def handle_engine_error(_: Request[Any, Any, Any], exc: EngineError) -> Response
     return _respond(from_engine(exc))
 
 
+def handle_body_error(_: Request[Any, Any, Any], exc: BodyError) -> Response[Any]:
+    return _respond(validation(exc.message))
+
+
 def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     if isinstance(exc, NotFoundException):
         return _respond(MjError(NOT_FOUND, "Unknown URL: this server has no such /mj endpoint.", status=404))
@@ -138,6 +145,24 @@ def handle_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     MjError: handle_mj_error,
     EngineError: handle_engine_error,
+    BodyError: handle_body_error,
     HTTPException: handle_http_exception,
     Exception: handle_unexpected,
 }
+
+
+# The protocol answers refusals with HTTP 200 and a code in the body; these statuses are the
+# exceptions, for the OpenAPI document.
+_ERROR_STATUSES: dict[int, str] = {
+    401: "No API key, or not one of ours (code 4).",
+    403: "A browser page from another origin called a keyless server (code 4).",
+    404: "Unknown task or endpoint (code 3).",
+    413: "The request body is too large (code 4).",
+    500: "An internal error (code 9).",
+}
+
+
+def responses(success: type[Any], description: str) -> dict[int, ResponseSpec]:
+    out = {status: ResponseSpec(data_container=SubmitResult, description=text, generate_examples=False) for status, text in _ERROR_STATUSES.items()}
+    out[200] = ResponseSpec(data_container=success, description=description, generate_examples=False)
+    return out

@@ -4,63 +4,70 @@ other vendor options we do not use)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
+from adapter.api.common.bodies import NO_CONTROL, CustomId, ImageRef, Name, PromptText
+
+TaskId = Annotated[str, msgspec.Meta(max_length=64, pattern=NO_CONTROL)]
+Images = Annotated[list[ImageRef], msgspec.Meta(max_length=5)]
+
 
 class _Request(msgspec.Struct, kw_only=True, rename="camel"):
-    state: str | None = None
-    notify_hook: str | None = None
+    # `state` is the caller's own note, echoed back on the task and its webhooks: bounded, since
+    # it is stored with every task
+    state: Annotated[str, msgspec.Meta(max_length=4096, pattern=NO_CONTROL)] | None = None
+    notify_hook: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
 
 
 class ImagineRequest(_Request):
-    prompt: str = ""
-    base64_array: list[str] = []  # image prompts, data URLs
-    base64: str | None = None  # the open-source project's single image prompt
-    bot_type: str | None = None  # MID_JOURNEY | NIJI_JOURNEY
+    prompt: PromptText = ""
+    base64_array: Images = []  # image prompts, data URLs
+    base64: ImageRef | None = None  # the open-source project's single image prompt
+    bot_type: Name | None = None  # MID_JOURNEY | NIJI_JOURNEY
 
 
 class ActionRequest(_Request):
-    task_id: str = ""
-    custom_id: str = ""
+    task_id: TaskId = ""
+    custom_id: CustomId = ""
 
 
 class ModalRequest(_Request):
-    task_id: str = ""
-    prompt: str | None = None
-    mask_base64: str | None = None
+    task_id: TaskId = ""
+    prompt: PromptText | None = None
+    mask_base64: ImageRef | None = None
 
 
 class BlendRequest(_Request):
-    base64_array: list[str] = []
-    dimensions: str = "SQUARE"  # PORTRAIT | SQUARE | LANDSCAPE
-    bot_type: str | None = None
+    base64_array: Images = []
+    dimensions: Name = "SQUARE"  # PORTRAIT | SQUARE | LANDSCAPE
+    bot_type: Name | None = None
 
 
 class DescribeRequest(_Request):
-    base64: str | None = None
-    link: str | None = None
-    bot_type: str | None = None
+    base64: ImageRef | None = None
+    link: ImageRef | None = None
+    bot_type: Name | None = None
 
 
 class ShortenRequest(_Request):
-    prompt: str = ""
-    bot_type: str | None = None
+    prompt: PromptText = ""
+    bot_type: Name | None = None
 
 
 class ChangeRequest(_Request):
-    task_id: str = ""
-    action: str = ""  # UPSCALE | VARIATION | REROLL
-    index: int | None = None
+    task_id: TaskId = ""
+    action: Name = ""  # UPSCALE | VARIATION | REROLL
+    index: Annotated[int, msgspec.Meta(ge=1, le=4)] | None = None
 
 
 class SimpleChangeRequest(_Request):
-    content: str = ""  # "<taskId> U2"
+    content: Name = ""  # "<taskId> U2"
 
 
 class ListCondition(msgspec.Struct, kw_only=True):
-    ids: list[str] = []
+    ids: Annotated[list[TaskId], msgspec.Meta(max_length=500)] = []
 
 
 class SubmitResult(msgspec.Struct, kw_only=True):

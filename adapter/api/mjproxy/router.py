@@ -7,17 +7,16 @@ mounted under each prefix; the prefix a request came through forces its speed mo
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-import msgspec
+from typing import Any, TypeVar
 from litestar import Request, Router, get, post, route
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
 from adapter.api.common.auth import bearer
+from adapter.api.common.bodies import body_operation, decode_json
 from adapter.api.context import ctx_of, request_meta
 from adapter.api.mjproxy import errors as E
-from adapter.api.mjproxy.errors import EXCEPTION_HANDLERS, MjError, validation
+from adapter.api.mjproxy.errors import EXCEPTION_HANDLERS, MjError, responses
 from adapter.api.mjproxy.protocol import (
     ActionRequest,
     BlendRequest,
@@ -31,20 +30,17 @@ from adapter.api.mjproxy.protocol import (
     SubmitResult,
     TaskView,
 )
-from adapter.api.mjproxy.serving import MjServing, decode
+from adapter.api.mjproxy.serving import MjServing
 from adapter.api.mjproxy.views import MODE_PREFIXES
 from adapter.domain.actions import Mode
 from adapter.engine.specs import RequestMeta
 
 TAGS = ["midjourney-proxy"]
+T = TypeVar("T")
 
 
 def serving_of(request: Request[Any, Any, Any]) -> MjServing:
-    ctx = ctx_of(request)
-    serving = ctx.extras.get("mj_serving")
-    if serving is None:
-        serving = ctx.extras["mj_serving"] = MjServing(ctx)
-    return serving  # type: ignore[no-any-return]
+    return ctx_of(request).mj_serving
 
 
 def mj_owner(request: Request[Any, Any, Any]) -> str:
@@ -68,21 +64,15 @@ def forced_mode(request: Request[Any, Any, Any]) -> Mode | None:
     return next((mode for prefix, mode in MODE_PREFIXES.items() if path.startswith(prefix)), None)
 
 
-async def _object(request: Request[Any, Any, Any]) -> tuple[dict[str, Any], bytes]:
+async def _body(request: Request[Any, Any, Any], model: type[T]) -> tuple[T, bytes]:
+    # lax: midjourney-proxy's clients (Java ones among them) send numbers as strings
     body = await request.body()
-    try:
-        data = msgspec.json.decode(body) if body.strip() else {}
-    except msgspec.DecodeError:
-        raise validation("The request body is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise validation("The request body must be a JSON object.")
-    return data, body
+    return decode_json(body, model, strict=False, empty_ok=True), body
 
 
 async def _submit(request: Request[Any, Any, Any], model: type[Any]) -> tuple[MjServing, Any, RequestMeta]:
     owner = mj_owner(request)
-    data, body = await _object(request)
-    req = decode(data, model)
+    req, body = await _body(request, model)
     serving = serving_of(request)
     hook = serving.check_hook(getattr(req, "notify_hook", None))
     return serving, req, request_meta(request, owner, body, webhook_url=hook, state=getattr(req, "state", None))
@@ -107,8 +97,8 @@ async def submit_action(request: Request[Any, Any, Any]) -> SubmitResult:
 async def submit_modal(request: Request[Any, Any, Any]) -> SubmitResult:
     """Answer a MODAL task: `prompt` (custom zoom: with --zoom), `maskBase64` (vary region)."""
     owner = mj_owner(request)
-    data, _ = await _object(request)
-    return await serving_of(request).modal(decode(data, ModalRequest), owner)
+    req, _ = await _body(request, ModalRequest)
+    return await serving_of(request).modal(req, owner)
 
 
 async def submit_blend(request: Request[Any, Any, Any]) -> SubmitResult:
@@ -154,8 +144,7 @@ async def task_fetch(request: Request[Any, Any, Any], task_id: FromPath[str]) ->
 async def task_list_by_condition(request: Request[Any, Any, Any]) -> list[TaskView]:
     """The caller's tasks among `ids` (unknown ids are left out)."""
     owner = mj_owner(request)
-    data, _ = await _object(request)
-    cond: ListCondition = decode(data, ListCondition)
+    cond, _ = await _body(request, ListCondition)
     return await serving_of(request).list_by_ids(cond.ids, owner, ctx_of(request).public_base(request))
 
 
@@ -184,28 +173,32 @@ async def unknown_endpoint(request: Request[Any, Any, Any], rest: FromPath[str])
     raise MjError(E.NOT_FOUND, f"Unknown URL: this server has no /mj endpoint {request.url.path!r}.", status=404)
 
 
-_ROUTES: list[tuple[Callable[..., Any], str, str]] = [
-    (submit_imagine, "POST", "/submit/imagine"),
-    (submit_action, "POST", "/submit/action"),
-    (submit_modal, "POST", "/submit/modal"),
-    (submit_blend, "POST", "/submit/blend"),
-    (submit_describe, "POST", "/submit/describe"),
-    (submit_shorten, "POST", "/submit/shorten"),
-    (submit_change, "POST", "/submit/change"),
-    (submit_simple_change, "POST", "/submit/simple-change"),
-    (task_fetch, "GET", "/task/{task_id:str}/fetch"),
-    (task_list_by_condition, "POST", "/task/list-by-condition"),
-    (task_list, "GET", "/task/list"),
-    (task_cancel, "POST", "/task/{task_id:str}/cancel"),
-    (task_image_seed, "GET", "/task/{task_id:str}/image-seed"),
+# (handler, method, path, request body Struct, success body, what success holds)
+_ROUTES: list[tuple[Callable[..., Any], str, str, type[Any] | None, type[Any], str]] = [
+    (submit_imagine, "POST", "/submit/imagine", ImagineRequest, SubmitResult, "Code 1 (submitted) or 22 (queued) with the task id in `result`; refusals: code 4, 9, 23, 24."),
+    (submit_action, "POST", "/submit/action", ActionRequest, SubmitResult, "Code 1/22 with the new task id, or 21 when a modal must follow."),
+    (submit_modal, "POST", "/submit/modal", ModalRequest, SubmitResult, "Code 1/22 with the task id."),
+    (submit_blend, "POST", "/submit/blend", BlendRequest, SubmitResult, "Code 1/22 with the task id."),
+    (submit_describe, "POST", "/submit/describe", DescribeRequest, SubmitResult, "Code 1/22 with the task id."),
+    (submit_shorten, "POST", "/submit/shorten", ShortenRequest, SubmitResult, "Code 1/22 with the task id."),
+    (submit_change, "POST", "/submit/change", ChangeRequest, SubmitResult, "Code 1/22 with the new task id."),
+    (submit_simple_change, "POST", "/submit/simple-change", SimpleChangeRequest, SubmitResult, "Code 1/22 with the new task id."),
+    (task_fetch, "GET", "/task/{task_id:str}/fetch", None, TaskView, "The task."),
+    (task_list_by_condition, "POST", "/task/list-by-condition", ListCondition, list[TaskView], "The caller's tasks among `ids`."),
+    (task_list, "GET", "/task/list", None, list[TaskView], "The caller's newest tasks."),
+    (task_cancel, "POST", "/task/{task_id:str}/cancel", None, SubmitResult, "Code 1 when cancelled, 4 when it already ended."),
+    (task_image_seed, "GET", "/task/{task_id:str}/image-seed", None, SubmitResult, "Code 1 with the seed in `result`."),
 ]
 
 
 def _handlers(in_schema: bool) -> list[HTTPRouteHandler]:
     out: list[HTTPRouteHandler] = []
-    for fn, method, path in _ROUTES:
+    for fn, method, path, body, success, description in _ROUTES:
         deco = post if method == "POST" else get
-        out.append(deco(path, status_code=200, include_in_schema=in_schema, tags=TAGS)(fn))
+        extra: dict[str, Any] = {"operation_class": body_operation(body)} if body is not None else {}
+        out.append(
+            deco(path, status_code=200, include_in_schema=in_schema, tags=TAGS, responses=responses(success, description), **extra)(fn)
+        )
     methods: list[Any] = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     out.append(route("/{rest:path}", http_method=methods, include_in_schema=False)(unknown_endpoint))
     return out

@@ -10,9 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import msgspec
 
-from adapter.api.context import ApiContext
 from adapter.api.mjproxy import errors as E
 from adapter.api.mjproxy.errors import MjError, from_engine, task_not_found, validation
 from adapter.api.mjproxy.protocol import (
@@ -34,13 +32,15 @@ from adapter.domain.buttons import parse_custom_id
 from adapter.domain.jobs import Job, JobStatus
 from adapter.domain.prompt import MODE_FLAGS, parse_prompt, strip_flags
 from adapter.engine.errors import ActionNotAvailable, EngineError, JobNotFound, SeedUnavailable
+from adapter.engine.scheduler import Scheduler
+from adapter.engine.service import JobService
 from adapter.engine.specs import ActSpec, RequestMeta, SubmitSpec
 from adapter.engine.webhooks import hook_url_problem
-from adapter.media.fetch import FetchError
+from adapter.media.fetch import FetchError, ImageFetcher
 from adapter.media.images import convert_async
+from adapter.media.store import ImageStore
 
 MAX_IMAGE_PROMPTS = 5
-MAX_PROMPT_CHARS = 6000
 _DIMENSIONS = {"PORTRAIT": "portrait", "SQUARE": "square", "LANDSCAPE": "landscape"}
 _CHANGE_ACTIONS = {"UPSCALE": Action.UPSCALE, "VARIATION": Action.VARIATION, "REROLL": Action.REROLL}
 _SIMPLE_CHANGE = re.compile(r"^\s*(?P<id>\S+)\s+(?:(?P<kind>[UuVv])(?P<index>[1-4])|(?P<reroll>[Rr]))\s*$")
@@ -48,14 +48,6 @@ _SIMPLE_CHANGE = re.compile(r"^\s*(?P<id>\S+)\s+(?:(?P<kind>[UuVv])(?P<index>[1-
 _PICK = re.compile(r"^MJ::Job::(?:PicReader|PromptAnalyzer)::(?P<n>\d+)$")
 _DESCRIBE_RETRY = "MJ::Picread::Retry"
 _EXTS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
-
-
-def decode(data: dict[str, Any], model: type[Any]) -> Any:
-    """A JSON object -> request Struct; type errors become code 4 with msgspec's readable path."""
-    try:
-        return msgspec.convert(data, model, strict=False)
-    except msgspec.ValidationError as exc:
-        raise validation(f"Invalid request: {exc}") from None
 
 
 def _submitted(job: Job, code: int = E.SUBMITTED, description: str = "Submitted", **properties: Any) -> SubmitResult:
@@ -66,11 +58,14 @@ def _submitted(job: Job, code: int = E.SUBMITTED, description: str = "Submitted"
 
 
 class MjServing:
-    def __init__(self, ctx: ApiContext) -> None:
-        self.ctx = ctx
-        self.service = ctx.service
-        settings = ctx.settings
-        self._hook_allow = (*settings.webhook_allow_hosts,)
+    def __init__(
+        self, service: JobService, scheduler: Scheduler, images: ImageStore, fetcher: ImageFetcher, *, webhook_allow_hosts: tuple[str, ...]
+    ) -> None:
+        self.service = service
+        self.scheduler = scheduler
+        self.store = images
+        self.fetcher = fetcher  # for URLs callers send: public addresses only
+        self._hook_allow = webhook_allow_hosts
 
     # --- input checks -------------------------------------------------------------------------
 
@@ -90,7 +85,7 @@ class MjServing:
             # some clients send bare base64; the bytes are sniffed anyway
             text = "data:image/png;base64," + text
         try:
-            fetched = await self.ctx.fetcher.fetch(text)
+            fetched = await self.fetcher.fetch(text)
         except FetchError as exc:
             raise validation(f"{field} is not a usable image: {exc.message}.") from None
         ext = _EXTS.get(fetched.content_type, "png")
@@ -149,8 +144,8 @@ class MjServing:
 
     def _accepted(self, job: Job) -> SubmitResult:
         """Code 1, or 22 with the number of jobs ahead when the job waits behind others."""
-        if job.status is JobStatus.NOT_START and job.account_id and self.ctx.scheduler.is_queued(job.id):
-            st = next((s for s in self.ctx.scheduler.statuses() if s.id == job.account_id), None)
+        if job.status is JobStatus.NOT_START and job.account_id and self.scheduler.is_queued(job.id):
+            st = next((s for s in self.scheduler.statuses() if s.id == job.account_id), None)
             if st is not None and st.running >= st.concurrency:
                 ahead = max(0, st.waiting - 1)
                 return _submitted(job, E.IN_QUEUE, f"queued, {ahead} ahead", numberOfQueues=ahead)
@@ -162,9 +157,7 @@ class MjServing:
         raw = [*req.base64_array, *([req.base64] if req.base64 else [])]
         if not req.prompt.strip():
             raise validation("prompt is required.")
-        if len(req.prompt) > MAX_PROMPT_CHARS:
-            raise validation(f"prompt is too long (at most {MAX_PROMPT_CHARS} characters).")
-        if len(raw) > MAX_IMAGE_PROMPTS:
+        if len(raw) > MAX_IMAGE_PROMPTS:  # base64Array and base64 together
             raise validation(f"base64Array takes at most {MAX_IMAGE_PROMPTS} image prompts, got {len(raw)}.")
         bot = self.bot(req.bot_type)
         images = await self.images(raw, "base64Array")
@@ -200,7 +193,7 @@ class MjServing:
             job = await self._submit(SubmitSpec(meta=meta, action=Action.IMAGINE, prompt=prompt, mode=mode, bot=parent.bot))
             return self._accepted(job)
         if custom_id == _DESCRIBE_RETRY and parent.action is Action.DESCRIBE and parent.inputs:
-            stored = await self.ctx.images.get(parent.inputs[0].key)
+            stored = await self.store.get(parent.inputs[0].key)
             if stored is None:
                 raise validation(f"The image of task {parent.id} is no longer stored.")
             image = ImageInput(filename="image.png", content_type=stored.content_type, data=stored.data)
@@ -258,8 +251,6 @@ class MjServing:
     async def shorten(self, req: ShortenRequest, meta: RequestMeta, forced: Mode | None) -> SubmitResult:
         if not req.prompt.strip():
             raise validation("prompt is required.")
-        if len(req.prompt) > MAX_PROMPT_CHARS:
-            raise validation(f"prompt is too long (at most {MAX_PROMPT_CHARS} characters).")
         bot = self.bot(req.bot_type)
         job = await self._submit(SubmitSpec(meta=meta, action=Action.SHORTEN, prompt=req.prompt.strip(), mode=forced or Mode.FAST, bot=bot))
         return self._accepted(job)
@@ -268,7 +259,7 @@ class MjServing:
         action = _CHANGE_ACTIONS.get((req.action or "").strip().upper())
         if action is None:
             raise validation("action must be UPSCALE, VARIATION or REROLL.")
-        if action is not Action.REROLL and (req.index is None or not 1 <= req.index <= 4):
+        if action is not Action.REROLL and req.index is None:
             raise validation("index must be 1 to 4 for UPSCALE and VARIATION.")
         parent = await self._parent(req.task_id, meta.owner)
         if parent.status is not JobStatus.SUCCESS:

@@ -7,6 +7,9 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.openapi import ResponseSpec
+
+from adapter.api.common.bodies import BodyError
 
 from adapter.domain.errors import ErrorCategory
 from adapter.domain.jobs import Job
@@ -118,6 +121,10 @@ def handle_engine_error(_: Request[Any, Any, Any], exc: EngineError) -> Response
     return error_response(from_engine(exc))
 
 
+def handle_body_error(_: Request[Any, Any, Any], exc: BodyError) -> Response[Any]:
+    return error_response(invalid(exc.message, exc.param, exc.code))
+
+
 def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     status = exc.status_code
     if isinstance(exc, NotFoundException):
@@ -138,6 +145,30 @@ def handle_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     OpenAIError: handle_openai_error,
     EngineError: handle_engine_error,
+    BodyError: handle_body_error,
     HTTPException: handle_http_exception,
     Exception: handle_unexpected,
 }
+
+
+# What each status means on this API, for the OpenAPI document. Every operation lists them all:
+# the error body is the same object whatever went wrong.
+_ERROR_STATUSES: dict[int, str] = {
+    400: "The request is invalid (`param` names the field).",
+    401: "No API key, or not one of ours.",
+    403: "Refused: an admin key is needed, or a browser page from another origin called a keyless server.",
+    404: "No such model, job, account or endpoint (or it belongs to another key).",
+    409: "The job was cancelled.",
+    413: "The request body is too large.",
+    429: "An account limit or queue is full; see Retry-After.",
+    500: "Midjourney or this service failed.",
+    502: "The job's outcome could not be established.",
+    503: "No account can take jobs now, or the service is shutting down; see Retry-After.",
+    504: "The job did not finish in time.",
+}
+
+
+def responses(success: type[Any] | None, description: str, *, media_type: str = "application/json") -> dict[int, ResponseSpec]:
+    out = {status: ResponseSpec(data_container=ErrorEnvelope, description=text, generate_examples=False) for status, text in _ERROR_STATUSES.items()}
+    out[200] = ResponseSpec(data_container=success, description=description, media_type=media_type, generate_examples=False)
+    return out

@@ -14,9 +14,10 @@ import msgspec
 from litestar import Request, get, post
 from litestar.params import FromPath
 
+from adapter.api.common.bodies import CustomId, PromptText, body_operation, decode_json
 from adapter.api.context import ctx_of, request_meta
-from adapter.api.openai.errors import OpenAIError, invalid
-from adapter.api.openai.router_images import json_object, openai_owner
+from adapter.api.openai.errors import OpenAIError, invalid, responses
+from adapter.api.openai.router_images import openai_owner
 from adapter.domain.buttons import parse_custom_id
 from adapter.domain.errors import ErrorCategory
 from adapter.domain.jobs import Job
@@ -58,6 +59,11 @@ class JobView(msgspec.Struct, omit_defaults=True):
     finished_at: int | None = None
 
 
+class JobActionRequest(msgspec.Struct, kw_only=True):
+    custom_id: CustomId
+    prompt: PromptText | None = None  # the answer to the dialog the button opens
+
+
 class SeedView(msgspec.Struct):
     id: str
     object: str
@@ -95,34 +101,37 @@ def job_view(job: Job, base: str) -> JobView:
     )
 
 
-@get("/v1/jobs/{job_id:str}")
+@get("/v1/jobs/{job_id:str}", responses=responses(JobView, "The job."))
 async def get_job(request: Request[Any, Any, Any], job_id: FromPath[str]) -> JobView:
+    """A job (any front door's): status, progress, images, the buttons its result offers."""
     owner = openai_owner(request)
     ctx = ctx_of(request)
     job = await ctx.service.get(job_id, owner)
     return job_view(job, ctx.public_base(request))
 
 
-@post("/v1/jobs/{job_id:str}/actions", status_code=200)
+@post(
+    "/v1/jobs/{job_id:str}/actions",
+    status_code=200,
+    operation_class=body_operation(JobActionRequest),
+    responses=responses(JobView, "The new job."),
+)
 async def act_on_job(request: Request[Any, Any, Any], job_id: FromPath[str]) -> JobView:
     """Press a button of a finished job's result: any `custom_id` from its `actions`, also ones
     this adapter has no name for. `prompt` answers the dialog the button opens (remix, custom
     zoom with --zoom). Answers the new job; follow it with GET /v1/jobs/{id}."""
     owner = openai_owner(request)
     ctx = ctx_of(request)
-    data, body = await json_object(request)
-    custom_id = data.get("custom_id")
-    if not isinstance(custom_id, str) or not custom_id.strip():
+    body = await request.body()
+    req = decode_json(body, JobActionRequest)
+    if not req.custom_id.strip():
         raise invalid("custom_id is required: one of the job's actions[].custom_id.", "custom_id")
-    prompt = data.get("prompt")
-    if prompt is not None and not isinstance(prompt, str):
-        raise invalid("prompt must be a string.", "prompt")
-    spec = ActSpec(meta=request_meta(request, owner, body), parent_id=job_id, custom_id=custom_id.strip(), prompt=(prompt or "").strip() or None)
+    spec = ActSpec(meta=request_meta(request, owner, body), parent_id=job_id, custom_id=req.custom_id.strip(), prompt=(req.prompt or "").strip() or None)
     job = await ctx.service.act(spec)
     return job_view(job, ctx.public_base(request))
 
 
-@get("/v1/jobs/{job_id:str}/seed")
+@get("/v1/jobs/{job_id:str}/seed", responses=responses(SeedView, "The seed."))
 async def get_job_seed(request: Request[Any, Any, Any], job_id: FromPath[str]) -> SeedView:
     """Midjourney's seed of a finished image job (Midjourney tells it in a direct message when
     asked; the answer is kept, so only the first call waits for it)."""

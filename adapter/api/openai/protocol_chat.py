@@ -1,24 +1,62 @@
-"""Wire models of the OpenAI Chat Completions API, and the tolerant reading of a request.
+"""Wire models of the OpenAI Chat Completions API.
 
 Chat UIs differ in what they send (content as a string or as parts, `image_url` as an object or
-a bare string, extra fields of their own), so a request is read by hand into `ChatRequest`
-rather than decoded strictly: unknown fields are ignored, shapes that cannot mean anything get a
-400 naming the field.
+a bare string, fields of their own), so the request Structs take every shape that can mean
+something and ignore unknown fields; `parse_chat_request` then reduces a request to what a
+Midjourney turn needs (`ChatRequest`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 
+from adapter.api.common.bodies import ImageRef, Name, Text
 from adapter.api.openai.errors import invalid
 
 FinishReason = Literal["stop", "content_filter"]
 MAX_MESSAGES = 1000
+MAX_PARTS = 64
 
 
-# --- what we read -------------------------------------------------------------------------------
+# --- the request as sent ------------------------------------------------------------------------
+
+
+class ImageURL(msgspec.Struct, kw_only=True):
+    url: ImageRef
+    detail: Name | None = None
+
+
+class ContentPart(msgspec.Struct, kw_only=True):
+    """text / input_text carry `text`; image_url / input_image carry `image_url` (an object or,
+    as some UIs send it, the bare URL). Other kinds (audio, files, refusals) are ignored."""
+
+    type: Name
+    text: Text | None = None
+    image_url: ImageURL | ImageRef | None = None
+
+
+class ChatMessage(msgspec.Struct, kw_only=True):
+    role: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    content: Text | Annotated[list[Text | ContentPart], msgspec.Meta(max_length=MAX_PARTS)] | None = None
+    name: Name | None = None
+
+
+class StreamOptions(msgspec.Struct, kw_only=True):
+    include_usage: bool | None = None
+
+
+class ChatCompletionRequest(msgspec.Struct, kw_only=True):
+    messages: Annotated[list[ChatMessage], msgspec.Meta(min_length=1, max_length=MAX_MESSAGES)]
+    model: Name | None = None
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    n: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    user: Name | None = None
+
+
+# --- what a turn needs --------------------------------------------------------------------------
 
 
 class ChatMessageIn(msgspec.Struct, frozen=True, kw_only=True):
@@ -37,85 +75,45 @@ class ChatRequest(msgspec.Struct, frozen=True, kw_only=True):
     user: str | None = None
 
 
-def _parts(content: list[Any], index: int) -> tuple[str, tuple[str, ...]]:
+def _message(raw: ChatMessage, index: int) -> ChatMessageIn:
+    content = raw.content
+    if content is None or isinstance(content, str):
+        return ChatMessageIn(role=raw.role, text=content or "")
     texts: list[str] = []
     urls: list[str] = []
     for j, part in enumerate(content):
-        where = f"messages[{index}].content[{j}]"
         if isinstance(part, str):
             texts.append(part)
-            continue
-        if not isinstance(part, dict):
-            raise invalid(f"{where} must be an object.", "messages")
-        kind = part.get("type")
-        if kind in ("text", "input_text"):
-            text = part.get("text")
-            if not isinstance(text, str):
-                raise invalid(f"{where}.text must be a string.", "messages")
-            texts.append(text)
-        elif kind in ("image_url", "input_image"):
-            ref = part.get("image_url")
-            url = ref.get("url") if isinstance(ref, dict) else ref
-            if not isinstance(url, str) or not url.strip():
-                raise invalid(f"{where}.image_url.url must be a non-empty string (an http(s) or data URL).", "messages")
+        elif part.type in ("text", "input_text"):
+            if part.text is None:
+                raise invalid(f"messages[{index}].content[{j}].text is required for a {part.type} part.", "messages")
+            texts.append(part.text)
+        elif part.type in ("image_url", "input_image"):
+            ref = part.image_url
+            url = ref.url if isinstance(ref, ImageURL) else ref
+            if not url or not url.strip():
+                raise invalid(f"messages[{index}].content[{j}].image_url.url must be a non-empty string (an http(s) or data URL).", "messages")
             urls.append(url.strip())
-        # other part types (audio, files, refusals) carry nothing Midjourney can use
-    return "\n".join(t for t in texts if t), tuple(urls)
+    return ChatMessageIn(role=raw.role, text="\n".join(t for t in texts if t), image_urls=tuple(urls))
 
 
-def _message(raw: object, index: int) -> ChatMessageIn:
-    if not isinstance(raw, dict):
-        raise invalid(f"messages[{index}] must be an object.", "messages")
-    role = raw.get("role")
-    if not isinstance(role, str) or not role:
-        raise invalid(f"messages[{index}].role is required.", "messages")
-    content = raw.get("content")
-    if content is None:
-        return ChatMessageIn(role=role)
-    if isinstance(content, str):
-        return ChatMessageIn(role=role, text=content)
-    if isinstance(content, list):
-        text, urls = _parts(content, index)
-        return ChatMessageIn(role=role, text=text, image_urls=urls)
-    raise invalid(f"messages[{index}].content must be a string or a list of parts.", "messages")
-
-
-def parse_chat_request(data: dict[str, Any]) -> ChatRequest:
-    """Validate the fields we use. `n` > 1 is refused: one Midjourney job answers one chat turn."""
-    raw_messages = data.get("messages")
-    if not isinstance(raw_messages, list) or not raw_messages:
-        raise invalid("messages is required and must be a non-empty list.", "messages")
-    if len(raw_messages) > MAX_MESSAGES:
-        raise invalid(f"messages may hold at most {MAX_MESSAGES} entries.", "messages")
-    messages = tuple(_message(m, i) for i, m in enumerate(raw_messages))
+def parse_chat_request(req: ChatCompletionRequest) -> ChatRequest:
+    """Reduce the request to a turn. `n` > 1 is refused: one Midjourney job answers one turn."""
+    messages = tuple(_message(m, i) for i, m in enumerate(req.messages))
     if not any(m.role == "user" for m in messages):
         raise invalid("messages must contain at least one user message.", "messages")
-    model = data.get("model")
-    if model is not None and not isinstance(model, str):
-        raise invalid("model must be a string.", "model")
-    n = data.get("n")
-    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
-        raise invalid("n must be a positive integer.", "n")
-    if isinstance(n, int) and n > 1:
+    if req.n is not None and req.n > 1:
         raise invalid(
             "n must be 1: each chat turn runs one Midjourney job (a grid already holds four images; "
             "use /v1/images/generations with n for more).",
             "n",
         )
-    stream = data.get("stream", False)
-    if stream is not None and not isinstance(stream, bool):
-        raise invalid("stream must be a boolean.", "stream")
-    options = data.get("stream_options")
-    if options is not None and not isinstance(options, dict):
-        raise invalid("stream_options must be an object.", "stream_options")
-    include_usage = bool(options.get("include_usage")) if isinstance(options, dict) else False
-    user = data.get("user")
     return ChatRequest(
         messages=messages,
-        model=model,
-        stream=bool(stream),
-        include_usage=include_usage,
-        user=user if isinstance(user, str) else None,
+        model=req.model,
+        stream=bool(req.stream),
+        include_usage=bool(req.stream_options and req.stream_options.include_usage),
+        user=req.user,
     )
 
 

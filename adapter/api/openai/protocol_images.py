@@ -2,30 +2,51 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
+
+from adapter.api.common.bodies import SIZE_PATTERN, Name, Prompt
 
 Quality = Literal["standard", "hd", "low", "medium", "high", "auto"]
 ResponseFormat = Literal["url", "b64_json"]
 OutputFormat = Literal["png", "jpeg", "webp"]
+Background = Literal["auto", "transparent", "opaque"]
+MAX_N = 10  # images per request: ceil(n/4) Midjourney grids
 
 
-class ImageGenerationRequest(msgspec.Struct, kw_only=True):
-    prompt: str
-    model: str | None = None
-    n: int | None = 1
-    size: str | None = None
+class ImageOptions(msgspec.Struct, kw_only=True):
+    """The fields generations, edits and variations share. Unknown fields are ignored (newer SDKs
+    send options Midjourney has no use for); known ones are checked strictly."""
+
+    model: Name | None = None
+    n: Annotated[int, msgspec.Meta(ge=1, le=MAX_N)] | None = None
+    size: Annotated[str, msgspec.Meta(pattern=SIZE_PATTERN, description="auto, or WIDTHxHEIGHT: becomes --ar")] | None = None
     quality: Quality | None = None
-    style: Literal["vivid", "natural"] | None = None
     response_format: ResponseFormat | None = None
     output_format: OutputFormat | None = None
-    output_compression: int | None = None
-    background: str | None = None
-    moderation: str | None = None
-    partial_images: int | None = None
-    stream: bool | None = False
-    user: str | None = None
+    output_compression: Annotated[int, msgspec.Meta(ge=0, le=100)] | None = None
+    background: Background | None = None
+    moderation: Literal["auto", "low"] | None = None
+    partial_images: Annotated[int, msgspec.Meta(ge=0, le=3)] | None = None
+    stream: bool | None = None
+    user: Name | None = None
+
+
+class ImageGenerationRequest(ImageOptions, kw_only=True):
+    prompt: Prompt
+    style: Literal["vivid", "natural"] | None = None
+
+
+class ImageEditRequest(ImageOptions, kw_only=True):
+    """The text fields of the multipart form; `image` / `image[]` / `mask` are files (or URLs)."""
+
+    prompt: Prompt
+    input_fidelity: Literal["high", "low"] | None = None
+
+
+class ImageVariationRequest(ImageOptions, kw_only=True):
+    """The text fields of the multipart form; `image` is a file (or a URL)."""
 
 
 class ImageData(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -7,20 +7,28 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, post
 
+from adapter.api.common.bodies import body_operation, decode_json
 from adapter.api.common.sse import SSEResponse
 from adapter.api.context import ApiContext, ctx_of, request_meta
-from adapter.api.openai.protocol_chat import parse_chat_request
-from adapter.api.openai.router_images import json_object, openai_owner
-from adapter.api.openai.serving_chat import ChatServing
+from adapter.api.openai.errors import responses
+from adapter.api.openai.protocol_chat import ChatCompletion, ChatCompletionRequest, parse_chat_request
+from adapter.api.openai.router_images import openai_owner
 
 
-@post("/v1/chat/completions", status_code=200)
+@post(
+    "/v1/chat/completions",
+    status_code=200,
+    operation_class=body_operation(ChatCompletionRequest),
+    responses=responses(ChatCompletion, "The answer; with `stream: true` a text/event-stream of chat.completion.chunk objects ending in [DONE]."),
+)
 async def create_chat_completion(request: Request[Any, Any, Any]) -> Response[Any]:
+    """A chat turn runs one Midjourney job: the last user message is the prompt (or a command
+    such as U2 on an earlier result); the answer shows the images as markdown."""
     owner = openai_owner(request)
     ctx: ApiContext = ctx_of(request)
-    data, body = await json_object(request)
-    req = parse_chat_request(data)
-    serving: ChatServing = ctx.extras["chat_serving"]
+    body = await request.body()
+    req = parse_chat_request(decode_json(body, ChatCompletionRequest))
+    serving = ctx.chat_serving
     # the job starts here, before any byte is sent: refusals are still proper HTTP errors
     turn = await serving.prepare(req, request_meta(request, owner, body))
     public = ctx.public_base(request)

@@ -102,7 +102,7 @@ async def _read_form(request: Request[Any, Any, Any]) -> _Form:
 
 
 async def _answer(request: Request[Any, Any, Any], ctx: ApiContext, owner: str, plan: Any, jobs: Any, stream: bool) -> Response[Any]:
-    images: ImageServing = ctx.extras["image_serving"]
+    images = ctx.image_serving
     public = ctx.public_base(request)
     if stream:
         return SSEResponse(images.stream(plan, jobs, owner, public), keepalive_seconds=ctx.settings.stream_keepalive_seconds)
@@ -118,7 +118,7 @@ async def create_image_edit(request: Request[Any, Any, Any]) -> Response[Any]:
     masks = form.uploads("mask")
     if len(masks) > 1:
         raise invalid("Send at most one mask.", "mask")
-    edits: EditServing = ctx.extras["edit_serving"]
+    edits = ctx.edit_serving
     plan, jobs = await edits.edit(
         form.uploads("image", "image[]"),
         masks[0] if masks else None,
@@ -134,6 +134,6 @@ async def create_image_variation(request: Request[Any, Any, Any]) -> Response[An
     owner = openai_owner(request)
     ctx: ApiContext = ctx_of(request)
     form = await _read_form(request)
-    edits: EditServing = ctx.extras["edit_serving"]
+    edits = ctx.edit_serving
     plan, jobs = await edits.variation(form.uploads("image", "image[]"), form.options(), request_meta(request, owner, form.fingerprint()))
     return await _answer(request, ctx, owner, plan, jobs, False)

@@ -11,8 +11,10 @@ from litestar import Request, Response, get, post
 from adapter.api.common.auth import bearer
 from adapter.api.common.sse import SSEResponse
 from adapter.api.context import ApiContext, ctx_of, request_meta
-from adapter.api.openai.errors import OpenAIError, invalid, unknown_model
-from adapter.api.openai.serving_images import ImageServing, build_plan
+from adapter.api.common.bodies import body_operation, decode_json
+from adapter.api.openai.errors import OpenAIError, responses, unknown_model
+from adapter.api.openai.protocol_images import ImageGenerationRequest, ImagesResponse
+from adapter.api.openai.serving_images import make_plan
 
 
 class ModelCard(msgspec.Struct):
@@ -40,34 +42,7 @@ def openai_owner(request: Request[Any, Any, Any]) -> str:
     return owner
 
 
-async def json_object(request: Request[Any, Any, Any]) -> tuple[dict[str, Any], bytes]:
-    body = await request.body()
-    try:
-        data = msgspec.json.decode(body) if body else None
-    except msgspec.DecodeError:
-        raise invalid("The request body is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise invalid("The request body must be a JSON object.")
-    return data, body
-
-
-def _int_like(value: Any) -> Any:
-    # form posts and some UIs send numbers as strings
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return value
-
-
-def _str_or_none(data: dict[str, Any], key: str) -> str | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise invalid(f"{key} must be a string.", key)
-    return value
-
-
-@get("/v1/models", sync_to_thread=False)
+@get("/v1/models", sync_to_thread=False, responses=responses(ModelList, "The models: Midjourney bots and speeds, plus the configured aliases."))
 def list_models(request: Request[Any, Any, Any]) -> ModelList:
     openai_owner(request)
     ctx = ctx_of(request)
@@ -75,7 +50,7 @@ def list_models(request: Request[Any, Any, Any]) -> ModelList:
     return ModelList(data=[ModelCard(id=name, created=created) for name in ctx.catalog.names()])
 
 
-@get("/v1/models/{model_id:str}", sync_to_thread=False)
+@get("/v1/models/{model_id:str}", sync_to_thread=False, responses=responses(ModelCard, "The model."))
 def get_model(request: Request[Any, Any, Any], model_id: FromPath[str]) -> ModelCard:
     openai_owner(request)
     ctx = ctx_of(request)
@@ -84,29 +59,24 @@ def get_model(request: Request[Any, Any, Any], model_id: FromPath[str]) -> Model
     return ModelCard(id=model_id, created=int(ctx.started_at))
 
 
-@post("/v1/images/generations", status_code=200)
+@post(
+    "/v1/images/generations",
+    status_code=200,
+    operation_class=body_operation(ImageGenerationRequest),
+    responses=responses(ImagesResponse, "The images; with `stream: true` a text/event-stream of image_generation.partial_image and image_generation.completed events."),
+)
 async def create_image(request: Request[Any, Any, Any]) -> Response[Any]:
+    """Generate images with Midjourney: `n` up to 4 from one grid, more from several; `quality`
+    hd/high upscales each image; `size` becomes --ar."""
     owner = openai_owner(request)
     ctx: ApiContext = ctx_of(request)
-    data, body = await json_object(request)
-    plan = build_plan(
-        ctx.catalog,
-        prompt=data.get("prompt"),
-        model=_str_or_none(data, "model"),
-        n=_int_like(data.get("n")),
-        size=_str_or_none(data, "size"),
-        quality=_str_or_none(data, "quality"),
-        style=_str_or_none(data, "style"),
-        response_format=_str_or_none(data, "response_format"),
-        output_format=_str_or_none(data, "output_format"),
-        output_compression=_int_like(data.get("output_compression")),
-        partial_images=_int_like(data.get("partial_images")),
-        background=_str_or_none(data, "background"),
-    )
-    serving: ImageServing = ctx.extras["image_serving"]
+    body = await request.body()
+    req = decode_json(body, ImageGenerationRequest)
+    plan = make_plan(ctx.catalog, req, req.prompt, style=req.style)
+    serving = ctx.image_serving
     jobs = await serving.submit(plan, request_meta(request, owner, body))
     public = ctx.public_base(request)
-    if data.get("stream") is True:
+    if req.stream:
         return SSEResponse(serving.stream(plan, jobs, owner, public), keepalive_seconds=ctx.settings.stream_keepalive_seconds)
     answer = await serving.respond(plan, jobs, owner, public)
     return Response(content=msgspec.json.encode(answer), media_type="application/json")

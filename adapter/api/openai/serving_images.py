@@ -21,6 +21,7 @@ from adapter.api.openai.errors import OpenAIError, from_engine, from_failed_job,
 from adapter.api.openai.protocol_images import (
     CompletedImageEvent,
     ImageData,
+    ImageOptions,
     ImagesResponse,
     PartialImageEvent,
 )
@@ -134,6 +135,49 @@ def build_plan(
         partial_images=partial_images if isinstance(partial_images, int) else None,
         quality=quality or "auto",
         background=background or "auto",
+        images=images,
+        event_prefix=event_prefix,
+    )
+
+
+def make_plan(
+    catalog: ModelCatalog,
+    opts: ImageOptions,
+    prompt: str,
+    *,
+    style: str | None = None,
+    images: tuple[ImageInput, ...] = (),
+    event_prefix: str = "image_generation",
+) -> ImagePlan:
+    """A decoded request (types and ranges already checked by its Struct) -> the plan."""
+    text = prompt.strip()
+    if not text:
+        raise invalid("prompt is required and must be a non-empty string.", "prompt")
+    spec = catalog.resolve(opts.model)
+    if spec is None:
+        raise unknown_model(opts.model, catalog.names())
+    flags = parse_prompt(text).flags
+    try:
+        ar = aspect_for_size(opts.size)
+    except SizeError as exc:
+        raise invalid(str(exc), "size") from None
+    if ar and "ar" not in flags and "aspect" not in flags:
+        text += f" --ar {ar}"
+    if style == "natural" and "style" not in flags:
+        text += " --style raw"
+    mode = next((Mode(f) for f in MODE_FLAGS if f in flags), spec.mode)
+    return ImagePlan(
+        prompt=text,
+        mode=mode,
+        bot=spec.bot,
+        n=opts.n or 1,
+        upscale=opts.quality in _UPSCALED_QUALITIES,
+        response_format=opts.response_format or "url",
+        output_format=opts.output_format or "png",
+        compression=opts.output_compression,
+        partial_images=opts.partial_images,
+        quality=opts.quality or "auto",
+        background=opts.background or "auto",
         images=images,
         event_prefix=event_prefix,
     )
