@@ -16,11 +16,9 @@ of the image it starts from, so there it is ignored.
 from __future__ import annotations
 
 import asyncio
-import io
 from collections.abc import Callable
 
 import msgspec
-from PIL import Image
 
 from adapter.api.openai.errors import from_engine, from_failed_job, invalid
 from adapter.api.openai.image_inputs import MAX_INPUT_IMAGES, ImageInputs, InputImage
@@ -33,7 +31,8 @@ from adapter.domain.models import ModelCatalog
 from adapter.engine.errors import EngineError
 from adapter.engine.service import JobService
 from adapter.engine.specs import ActSpec, RequestMeta, SubmitSpec
-from adapter.media.decoding import ImageError, load_image
+from adapter.media.decoding import ImageError
+from adapter.media.masks import MaskError, midjourney_mask
 
 _PLACEHOLDER = "variation"
 
@@ -60,32 +59,6 @@ class ImageOptions(msgspec.Struct, frozen=True, kw_only=True):
     output_compression: object = None
     partial_images: object = None
     background: str | None = None
-
-
-class MaskError(ValueError):
-    pass
-
-
-def midjourney_mask(data: bytes, width: int, height: int) -> bytes:
-    """An OpenAI mask (transparent pixels = the area to edit) -> Midjourney's (a PNG, white =
-    the area to redo) at the size of the image it applies to. A mask without transparency is
-    read the Midjourney way: white marks the area."""
-    img = load_image(data)
-    region: Image.Image | None = None
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        alpha = img.convert("RGBA").getchannel("A")
-        lo, _hi = alpha.getextrema()
-        if lo < 128:
-            region = alpha.point(lambda a: 255 if a < 128 else 0)
-    if region is None:
-        region = img.convert("L").point(lambda v: 255 if v >= 128 else 0)
-    if region.getbbox() is None:
-        raise MaskError("The mask marks no area to edit: make the area to repaint transparent (or white on black).")
-    if region.size != (width, height):
-        region = region.resize((width, height), Image.Resampling.NEAREST)
-    out = io.BytesIO()
-    region.convert("L").save(out, "PNG")
-    return out.getvalue()
 
 
 def _button(job: Job, want: Callable[[ButtonAction], bool]) -> str | None:
