@@ -21,8 +21,17 @@ ALLOWED_FORMATS: dict[str, str] = {
     "GIF": "image/gif",
 }
 
-# A Midjourney 4x upscale of a 2:1 image is ~ 4096 x 2048 (8 Mpx); 64 Mpx leaves plenty of room.
+# Results from Midjourney (trusted sources): a 4x upscale of a 2:1 image is ~ 4096 x 2048 (8 Mpx);
+# 64 Mpx leaves plenty of room.
 DEFAULT_MAX_PIXELS = 64_000_000
+# Images callers hand us (image prompts, edit and variation uploads, chat images). Midjourney
+# scales an image prompt down to its own ~1 Mpx working size, so pixels beyond a few Mpx buy
+# nothing, but callers send photos as they come off a camera or phone: 12 Mpx (4032x3024),
+# 24 Mpx (6000x4000, 5712x4284). 25 Mpx takes those and refuses the rest. These images are only
+# verified here (verify_image: headers and structure, no pixel buffer), so this bounds what we
+# pass on to Midjourney, not our memory; masks, which we do decode, have their own budget
+# (media.masks).
+USER_IMAGE_MAX_PIXELS = 25_000_000
 
 
 class ImageError(ValueError):
@@ -70,8 +79,11 @@ def load_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Im
 
 
 def verify_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Check the whole file is well formed without keeping the pixels; returns the header-only
-    image (size, format) for the caller to read."""
+    """Check the whole file is well formed without decoding pixels; returns the header-only
+    image (size, format) for the caller to read. Pillow's verify() walks chunks and checksums
+    (PNG) or nothing beyond the header (JPEG, WebP, GIF): it never allocates the pixel buffer,
+    so a huge-dimension file costs no more than its bytes (tests/media/test_decoding_budget.py
+    measures it)."""
     img = open_image(data, max_pixels=max_pixels)
     try:
         # verify() consumes the image object, so check a second, throwaway one

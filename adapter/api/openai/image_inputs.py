@@ -4,7 +4,9 @@ URLs go through the SSRF-safe fetcher, except our own image URLs, which are read
 the image store (the URL's unguessable key is the capability; fetching ourselves over the
 network would need the private-address rule relaxed). Uploads get the same checks the fetcher
 applies: a byte cap, a pixel cap, and a sniff of the bytes (the declared type is not trusted).
-Every refusal is an OpenAI 400 naming the parameter.
+The pixel cap is the user-image budget (decoding.USER_IMAGE_MAX_PIXELS), stricter than the one
+for Midjourney's results, whichever way the image came in. Every refusal is an OpenAI 400
+naming the parameter.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import msgspec
 
 from adapter.api.openai.errors import invalid
 from adapter.backends.base import ImageInput
-from adapter.media.decoding import DEFAULT_MAX_PIXELS
+from adapter.media.decoding import USER_IMAGE_MAX_PIXELS
 from adapter.media.fetch import FetchError, ImageFetcher, sniff_image
 from adapter.media.store import ImageStore, key_from_url
 
@@ -39,7 +41,7 @@ class InputImage(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ImageInputs:
-    def __init__(self, fetcher: ImageFetcher, store: ImageStore, *, max_bytes: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    def __init__(self, fetcher: ImageFetcher, store: ImageStore, *, max_bytes: int, max_pixels: int = USER_IMAGE_MAX_PIXELS) -> None:
         self.fetcher = fetcher
         self.store = store
         self.max_bytes = max_bytes
@@ -55,6 +57,8 @@ class ImageInputs:
             fetched = await self.fetcher.fetch(url)
         except FetchError as exc:
             raise invalid(f"{label} could not be used: {exc.message}.", param, code=f"image_{exc.code}") from None
+        # the fetcher's own pixel cap may be the looser one it uses for results
+        self._check_pixels(fetched.width, fetched.height, param=param, label=label)
         return InputImage(data=fetched.data, content_type=fetched.content_type, width=fetched.width, height=fetched.height)
 
     async def from_upload(self, data: bytes, *, param: str, label: str) -> InputImage:
@@ -72,6 +76,14 @@ class ImageInputs:
                 _fmt, mime, width, height = sniff_image(data, self.max_pixels)
         except FetchError as exc:
             if exc.code == "too_large":
-                raise invalid(f"{label} has too many pixels: {exc.message}.", param, code="image_too_large") from None
+                raise invalid(f"{label} has too many pixels: {exc.message} (at most {self.max_pixels / 1e6:g} Mpx).", param, code="image_too_large") from None
             raise invalid(f"{label} is not a PNG, JPEG, WebP or GIF image.", param, code="invalid_image") from None
         return InputImage(data=data, content_type=mime, width=width, height=height, our_key=our_key)
+
+    def _check_pixels(self, width: int, height: int, *, param: str, label: str) -> None:
+        if width * height > self.max_pixels:
+            raise invalid(
+                f"{label} has too many pixels: it is {width}x{height}, at most {self.max_pixels / 1e6:g} Mpx are accepted.",
+                param,
+                code="image_too_large",
+            )
