@@ -256,8 +256,9 @@ def test_too_many_pixels(server: ServerProcess) -> None:
 
 
 def test_too_many_bytes(server: ServerProcess) -> None:
+    # refused by the multipart reader while the file arrives (the cap is fetch_max_bytes, 20 MiB)
     r = post_edit(server, [("image", ("big.png", os.urandom(21 * 1024 * 1024), "image/png"))])
-    assert r.status_code == 400 and r.json()["error"]["code"] == "image_too_large" and r.json()["error"]["param"] == "image"
+    assert r.status_code == 400 and r.json()["error"]["code"] == "upload_too_large" and r.json()["error"]["param"] == "image"
 
 
 def test_edit_needs_a_prompt_and_multipart(server: ServerProcess, client: openai.OpenAI) -> None:

@@ -7,16 +7,32 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, post
-from litestar.datastructures import UploadFile
 
+from adapter.api.common.multipart import MultipartError, MultipartLimits, TextField, read_multipart
 from adapter.api.common.sse import SSEResponse
 from adapter.api.context import ApiContext, ctx_of, request_meta
 from adapter.api.openai.errors import invalid
 from adapter.api.openai.router_images import openai_owner
 from adapter.api.openai.serving_edits import EditServing, ImageOptions, Upload
 from adapter.api.openai.serving_images import ImageServing
+from adapter.config import Settings
 
-_MAX_FIELD_CHARS = 16 * 1024 * 1024  # a data URL sent as a text field
+# Limits of one form, from the per-image byte cap (settings.fetch_max_bytes):
+# - a file part: the cap;
+# - a text field: a data URL of an image at the cap (base64 is 4/3 of the bytes, plus its header);
+# - the whole body: the largest request we serve is one image and its mask, each at the cap, the
+#   image perhaps sent as a data URL, plus the prompt and options. Several image prompts share
+#   that budget (they are rarely more than a few MB each). With the default 20 MB cap: ~48 MB,
+#   under the app's 64 MB body cap; what goes beyond is refused while it arrives.
+_DATA_URL_HEADER = 1024
+_FORM_SLACK = 1024 * 1024  # text fields, part headers and boundaries
+_MAX_PARTS = 32  # 5 images, a mask and the ~12 options, with room
+
+
+def _limits(settings: Settings) -> MultipartLimits:
+    cap = settings.fetch_max_bytes
+    data_url = 4 * -(-cap // 3) + _DATA_URL_HEADER
+    return MultipartLimits(max_file_bytes=cap, max_field_bytes=data_url, max_total_bytes=cap + data_url + _FORM_SLACK, max_parts=_MAX_PARTS)
 
 
 class _Form:
@@ -88,16 +104,19 @@ class _Form:
 async def _read_form(request: Request[Any, Any, Any]) -> _Form:
     if request.content_type[0] != "multipart/form-data":
         raise invalid("This endpoint takes multipart/form-data (the image as a file).")
-    form = await request.form()
     items: list[tuple[str, Upload | str]] = []
-    for key, value in form.multi_items():
-        if isinstance(value, UploadFile):
-            items.append((key, Upload(data=await value.read())))
-            await value.close()
-        elif isinstance(value, str):
-            if len(value) > _MAX_FIELD_CHARS:
-                raise invalid(f"{key} is too long.", key)
-            items.append((key, value))
+    try:
+        form = await read_multipart(request, _limits(ctx_of(request).settings))
+    except MultipartError as exc:
+        raise invalid(exc.message, exc.field, code=exc.code) from None
+    try:
+        for part in form.parts:
+            if isinstance(part, TextField):
+                items.append((part.name, part.value))
+            else:
+                items.append((part.name, Upload(data=await part.read())))
+    finally:
+        form.close()
     return _Form(items)
 
 
