@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import urllib.parse
 from typing import Any
 
 import pytest
@@ -55,3 +56,17 @@ async def test_data_url_over_the_budget_though_within_the_fetchers(inputs: Image
     assert (body.param, body.code) == ("image", "image_too_large") and "6000x5000" in body.message and body.message.startswith("Image 2")
     small = "data:image/png;base64," + base64.b64encode(png((4000, 3000))).decode()
     assert (await inputs.from_url(small, param="image", label="Image 2")).width == 4000
+
+
+async def test_a_data_url_is_not_pinned_by_urllibs_cache(inputs: ImageInputs) -> None:
+    """urllib.parse.urlsplit keeps its last 128 inputs in an lru_cache: a data URL that went
+    through it would stay in memory after the request."""
+    urllib.parse.urlsplit.cache_clear()
+    url = "data:image/png;base64," + base64.b64encode(png((300, 200))).decode()
+    assert (await inputs.from_url(url, param="image", label="The image")).width == 300
+    assert urllib.parse.urlsplit.cache_info().currsize == 0
+    # our own http(s) URLs are still looked up in the store
+    await inputs.from_url("data:image/png;base64," + base64.b64encode(png((30, 20))).decode(), param="image", label="x")
+    with pytest.raises(OpenAIError):
+        await inputs.from_url("http://127.0.0.1:1/images/j_abc/def.png", param="image", label="x")
+    assert urllib.parse.urlsplit.cache_info().currsize >= 1
