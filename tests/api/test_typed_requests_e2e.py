@@ -4,6 +4,7 @@ a 4xx (or /mj's code 4) naming the field, and none starts a job or reaches a hos
 from __future__ import annotations
 
 import http.server
+import io
 import sys
 import threading
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 from server_process import KEY_A, ServerProcess  # noqa: E402
@@ -174,3 +176,29 @@ def test_user_urls_never_reach_loopback(server: ServerProcess, loopback_host: tu
     assert seen == []
     assert len(texts) == 1, texts
     assert all("127.0.0.1" not in t and "connect" not in t for t in texts)
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"prompt": "a fox", "stream": "yes"}, "stream"),
+        ({"prompt": "a fox", "n": "two"}, "n"),
+        ({"prompt": "a fox", "n": "0"}, "n"),
+        ({"prompt": "a fox", "background": "plaid"}, "background"),
+        ({"prompt": "a fox\u0000"}, "prompt"),
+        ({"prompt": "a fox", "size": "١٠x١٠"}, "size"),
+        ({"n": "1"}, "prompt"),
+    ],
+)
+def test_multipart_fields_are_typed_too(server: ServerProcess, fields: dict[str, str], param: str) -> None:
+    before = job_count(server)
+    r = httpx.post(server.v1 + "/images/edits", data=fields, files={"image": ("a.png", _png(), "image/png")}, headers=AUTH, timeout=30)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == param, r.text
+    assert job_count(server) == before
+
+
+def _png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), (200, 40, 40)).save(buf, "PNG")
+    return buf.getvalue()

@@ -37,7 +37,9 @@ from adapter.engine.service import JobService
 from adapter.engine.specs import ActSpec, RequestMeta, SubmitSpec
 from adapter.engine.webhooks import hook_url_problem
 from adapter.media.fetch import FetchError, ImageFetcher
-from adapter.media.images import convert_async
+from adapter.media.decoding import ImageError
+from adapter.media.images import run_image_op
+from adapter.media.masks import region_mask_png
 from adapter.media.store import ImageStore
 
 MAX_IMAGE_PROMPTS = 5
@@ -208,7 +210,12 @@ class MjServing:
         mask: bytes | None = None
         if req.mask_base64 and req.mask_base64.strip():
             image = await self.image(req.mask_base64, "maskBase64")
-            mask = image.data if image.content_type == "image/png" else await convert_async(image.data, "png")
+            try:
+                # decoded under the mask budget, whatever its format: a small file can still be
+                # a huge picture
+                mask = await run_image_op(region_mask_png, image.data)
+            except ImageError as exc:
+                raise validation(f"maskBase64 is not a usable mask: {exc.message}") from None
         if job.action is Action.VARY_REGION and mask is None:
             raise validation("maskBase64 is required for Vary (Region): a PNG where white marks the region to redo.")
         prompt = (req.prompt or "").strip()

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request, Response, post
 
+from adapter.api.common.bodies import FileField, body_operation, convert_fields
 from adapter.api.common.multipart import MultipartError, MultipartLimits, TextField, read_multipart
 from adapter.api.common.sse import SSEResponse
 from adapter.api.context import ApiContext, ctx_of, request_meta
-from adapter.api.openai.errors import invalid
+from adapter.api.openai.errors import invalid, responses
+from adapter.api.openai.protocol_images import ImageEditRequest, ImagesResponse, ImageVariationRequest
 from adapter.api.openai.router_images import openai_owner
-from adapter.api.openai.serving_edits import EditServing, ImageOptions, Upload
-from adapter.api.openai.serving_images import ImageServing
+from adapter.api.openai.serving_edits import Upload
 from adapter.config import Settings
 
 # Limits of one form, from the per-image byte cap (settings.fetch_max_bytes):
@@ -27,6 +28,8 @@ from adapter.config import Settings
 _DATA_URL_HEADER = 1024
 _FORM_SLACK = 1024 * 1024  # text fields, part headers and boundaries
 _MAX_PARTS = 32  # 5 images, a mask and the ~12 options, with room
+_FILE_FIELDS = frozenset({"image", "image[]", "mask"})
+T = TypeVar("T")
 
 
 def _limits(settings: Settings) -> MultipartLimits:
@@ -53,28 +56,21 @@ class _Form:
                     out.append(value)
         return tuple(out)
 
-    def text(self, name: str) -> str | None:
+    def request(self, model: type[T]) -> T:
+        """The text fields as `model` (numbers and booleans converted from text). Empty fields
+        count as absent, as form posts send every input of a form."""
+        fields: dict[str, str] = {}
+        known = {f.encode_name for f in msgspec.structs.fields(model)}  # type: ignore[arg-type]
         for key, value in self.items:
-            if key == name:
-                if not isinstance(value, str):
-                    raise invalid(f"{name} must be a text field, not a file.", name)
-                return value
-        return None
-
-    def number(self, name: str) -> object:
-        value = self.text(name)
-        if value is None or value == "":
-            return None
-        value = value.strip()
-        return int(value) if value.lstrip("-").isdigit() else value
-
-    def flag(self, name: str) -> bool:
-        value = (self.text(name) or "").strip().lower()
-        if value in ("", "false", "0", "no"):
-            return False
-        if value in ("true", "1", "yes"):
-            return True
-        raise invalid(f"{name} must be true or false.", name)
+            if key in _FILE_FIELDS:
+                continue
+            if not isinstance(value, str):
+                if key in known:
+                    raise invalid(f"{key} must be a text field, not a file.", key)
+                continue  # a file under a name we do not use, like any unknown field
+            if value.strip():
+                fields[key] = value
+        return convert_fields(fields, model)
 
     def fingerprint(self) -> bytes:
         """A stable digest of the request (multipart boundaries change on every SDK retry)."""
@@ -86,19 +82,6 @@ class _Form:
             else:
                 h.update(hashlib.sha256(value.data or (value.url or "").encode()).digest() + b"\2")
         return h.digest()
-
-    def options(self) -> ImageOptions:
-        return ImageOptions(
-            model=self.text("model") or None,
-            n=self.number("n"),
-            size=self.text("size") or None,
-            quality=self.text("quality") or None,
-            response_format=self.text("response_format") or None,
-            output_format=self.text("output_format") or None,
-            output_compression=self.number("output_compression"),
-            partial_images=self.number("partial_images"),
-            background=self.text("background") or None,
-        )
 
 
 async def _read_form(request: Request[Any, Any, Any]) -> _Form:
@@ -129,11 +112,26 @@ async def _answer(request: Request[Any, Any, Any], ctx: ApiContext, owner: str, 
     return Response(content=msgspec.json.encode(answer), media_type="application/json")
 
 
-@post("/v1/images/edits", status_code=200)
+_IMAGE_FILES = FileField("image", many=True, description="The image(s): PNG, JPEG, WebP or GIF (also `image[]`; a URL as text works too).")
+
+
+@post(
+    "/v1/images/edits",
+    status_code=200,
+    operation_class=body_operation(
+        ImageEditRequest,
+        "multipart/form-data",
+        files=(_IMAGE_FILES, FileField("mask", description="Transparent pixels mark the area to repaint (Vary (Region) of one of your results).")),
+    ),
+    responses=responses(ImagesResponse, "The images; with `stream: true` a text/event-stream of image_edit events."),
+)
 async def create_image_edit(request: Request[Any, Any, Any]) -> Response[Any]:
+    """Without a mask the images become image prompts of a new imagine; with a mask on one of
+    your results, Midjourney repaints that region (Vary (Region))."""
     owner = openai_owner(request)
     ctx: ApiContext = ctx_of(request)
     form = await _read_form(request)
+    req = form.request(ImageEditRequest)
     masks = form.uploads("mask")
     if len(masks) > 1:
         raise invalid("Send at most one mask.", "mask")
@@ -141,18 +139,25 @@ async def create_image_edit(request: Request[Any, Any, Any]) -> Response[Any]:
     plan, jobs = await edits.edit(
         form.uploads("image", "image[]"),
         masks[0] if masks else None,
-        form.text("prompt"),
-        form.options(),
+        req,
         request_meta(request, owner, form.fingerprint()),
     )
-    return await _answer(request, ctx, owner, plan, jobs, form.flag("stream"))
+    return await _answer(request, ctx, owner, plan, jobs, bool(req.stream))
 
 
-@post("/v1/images/variations", status_code=200)
+@post(
+    "/v1/images/variations",
+    status_code=200,
+    operation_class=body_operation(ImageVariationRequest, "multipart/form-data", files=(_IMAGE_FILES,)),
+    responses=responses(ImagesResponse, "The images."),
+)
 async def create_image_variation(request: Request[Any, Any, Any]) -> Response[Any]:
+    """A variation of one of your results (V<i>, Vary (Strong), a reroll), or of any other
+    image as an image prompt."""
     owner = openai_owner(request)
     ctx: ApiContext = ctx_of(request)
     form = await _read_form(request)
+    req = form.request(ImageVariationRequest)
     edits = ctx.edit_serving
-    plan, jobs = await edits.variation(form.uploads("image", "image[]"), form.options(), request_meta(request, owner, form.fingerprint()))
+    plan, jobs = await edits.variation(form.uploads("image", "image[]"), req, request_meta(request, owner, form.fingerprint()))
     return await _answer(request, ctx, owner, plan, jobs, False)

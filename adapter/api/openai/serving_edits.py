@@ -23,7 +23,8 @@ import msgspec
 from adapter.api.openai.errors import from_engine, from_failed_job, invalid
 from adapter.api.openai.image_inputs import MAX_INPUT_IMAGES, ImageInputs, InputImage
 from adapter.api.openai.result_lookup import OurResult, ResultFinder
-from adapter.api.openai.serving_images import ImagePlan, build_plan
+from adapter.api.openai.protocol_images import ImageEditRequest, ImageOptions, ImageVariationRequest
+from adapter.api.openai.serving_images import ImagePlan, job_meta, make_plan
 from adapter.domain.actions import Action
 from adapter.domain.buttons import ButtonAction, parse_custom_id
 from adapter.domain.jobs import Job, JobStatus
@@ -47,35 +48,12 @@ class Upload(msgspec.Struct, frozen=True, kw_only=True):
         return f"Upload({len(self.data)} bytes)" if self.data is not None else "Upload(url)"
 
 
-class ImageOptions(msgspec.Struct, frozen=True, kw_only=True):
-    """The Images API fields of a multipart request, as ImageServing's build_plan takes them."""
-
-    model: str | None = None
-    n: object = None
-    size: str | None = None
-    quality: str | None = None
-    response_format: str | None = None
-    output_format: str | None = None
-    output_compression: object = None
-    partial_images: object = None
-    background: str | None = None
-
-
 def _button(job: Job, want: Callable[[ButtonAction], bool]) -> str | None:
     for b in job.buttons:
         parsed = parse_custom_id(b.custom_id) if b.custom_id else None
         if parsed is not None and want(parsed):
             return b.custom_id
     return None
-
-
-def _job_meta(meta: RequestMeta, i: int) -> RequestMeta:
-    # one request may start several jobs: each gets its own idempotency identity
-    return msgspec.structs.replace(
-        meta,
-        idempotency_key=f"{meta.idempotency_key}#{i}" if meta.idempotency_key else None,
-        fingerprint=f"{meta.fingerprint}#{i}" if meta.fingerprint else None,
-    )
 
 
 class EditServing:
@@ -105,22 +83,10 @@ class EditServing:
             return await self.finder.by_key(image.our_key, owner)
         return await self.finder.by_content(image.data, image.width, image.height, owner)
 
-    def _plan(self, opts: ImageOptions, prompt: object, *, size: str | None, event_prefix: str = "image_generation") -> ImagePlan:
-        return build_plan(
-            self.catalog,
-            prompt=prompt,
-            model=opts.model,
-            n=opts.n,
-            size=size,
-            quality=opts.quality,
-            style=None,
-            response_format=opts.response_format,
-            output_format=opts.output_format,
-            output_compression=opts.output_compression,
-            partial_images=opts.partial_images,
-            background=opts.background,
-            event_prefix=event_prefix,
-        )
+    def _plan(self, opts: ImageOptions, prompt: str, *, keep_size: bool = True, event_prefix: str = "image_generation") -> ImagePlan:
+        # a repainted region keeps the aspect of its image: `size` means nothing there
+        opts = opts if keep_size else msgspec.structs.replace(opts, size=None)
+        return make_plan(self.catalog, opts, prompt, event_prefix=event_prefix)
 
     # --- jobs -------------------------------------------------------------------------------------
 
@@ -140,7 +106,7 @@ class EditServing:
         jobs: list[Job] = []
         try:
             for i in range(plan.job_count):
-                jobs.append(await start(_job_meta(meta, i)))  # type: ignore[misc]
+                jobs.append(await start(job_meta(meta, i)))  # type: ignore[misc]
         except EngineError as exc:
             if not jobs:
                 raise from_engine(exc) from None
@@ -168,15 +134,15 @@ class EditServing:
     # --- the two endpoints ------------------------------------------------------------------------
 
     async def edit(
-        self, uploads: tuple[Upload, ...], mask: Upload | None, prompt: object, opts: ImageOptions, meta: RequestMeta
+        self, uploads: tuple[Upload, ...], mask: Upload | None, req: ImageEditRequest, meta: RequestMeta
     ) -> tuple[ImagePlan, list[Job]]:
         images = await self._images(uploads, most=MAX_INPUT_IMAGES)
         if mask is None:
-            plan = self._plan(opts, prompt, size=opts.size, event_prefix="image_edit")
+            plan = self._plan(req, req.prompt, event_prefix="image_edit")
             plan = msgspec.structs.replace(plan, images=tuple(img.as_input(i) for i, img in enumerate(images, start=1)))
             return plan, await self._submit(plan, meta)
 
-        plan = self._plan(opts, prompt, size=None, event_prefix="image_edit")
+        plan = self._plan(req, req.prompt, keep_size=False, event_prefix="image_edit")
         mask_image = await self._load(mask, param="mask", label="The mask")
         if len(images) > 1:
             raise invalid("A mask edits exactly one image: send the image to repaint alone with its mask.", "image")
@@ -201,13 +167,12 @@ class EditServing:
             mask_png = await asyncio.to_thread(midjourney_mask, mask_image.data, target.image.width, target.image.height)
         except (MaskError, ImageError) as exc:
             raise invalid(str(exc), "mask") from None
-        text = str(prompt).strip()
-        jobs = await self._act(plan, meta, target, custom_id, explicit_model=opts.model is not None, prompt=text, mask=mask_png)
+        jobs = await self._act(plan, meta, target, custom_id, explicit_model=req.model is not None, prompt=req.prompt.strip(), mask=mask_png)
         return plan, jobs
 
-    async def variation(self, uploads: tuple[Upload, ...], opts: ImageOptions, meta: RequestMeta) -> tuple[ImagePlan, list[Job]]:
+    async def variation(self, uploads: tuple[Upload, ...], opts: ImageVariationRequest, meta: RequestMeta) -> tuple[ImagePlan, list[Job]]:
         [image] = await self._images(uploads, most=1)
-        plan = self._plan(opts, _PLACEHOLDER, size=opts.size)
+        plan = self._plan(opts, _PLACEHOLDER)
         ours = await self._ours(image, meta.owner)
         explicit = opts.model is not None
         if ours is not None:

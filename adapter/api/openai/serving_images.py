@@ -38,9 +38,7 @@ from adapter.engine.specs import ActSpec, RequestMeta, SubmitSpec
 from adapter.media.images import content_type_of, convert_async
 from adapter.media.store import ImageStore, image_url
 
-MAX_N = 10
 GRID = 4
-_QUALITIES = {"standard", "hd", "low", "medium", "high", "auto"}
 _UPSCALED_QUALITIES = {"hd", "high"}
 
 
@@ -64,80 +62,6 @@ class ImagePlan(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def job_count(self) -> int:
         return math.ceil(self.n / GRID)
-
-
-def build_plan(
-    catalog: ModelCatalog,
-    *,
-    prompt: object,
-    model: str | None,
-    n: object,
-    size: str | None,
-    quality: str | None,
-    style: str | None,
-    response_format: str | None,
-    output_format: str | None,
-    output_compression: object,
-    partial_images: object,
-    background: str | None,
-    images: tuple[ImageInput, ...] = (),
-    event_prefix: str = "image_generation",
-) -> ImagePlan:
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise invalid("prompt is required and must be a non-empty string.", "prompt")
-    if len(prompt) > 6000:
-        raise invalid("prompt is too long (at most 6000 characters).", "prompt")
-    spec = catalog.resolve(model)
-    if spec is None:
-        raise unknown_model(model, catalog.names())
-    count = 1 if n is None else n
-    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_N:
-        raise invalid(f"n must be an integer from 1 to {MAX_N}.", "n")
-    if quality is not None and quality not in _QUALITIES:
-        raise invalid(f"quality must be one of {sorted(_QUALITIES)}.", "quality")
-    if style is not None and style not in ("vivid", "natural"):
-        raise invalid("style must be 'vivid' or 'natural'.", "style")
-    fmt = response_format or "url"
-    if fmt not in ("url", "b64_json"):
-        raise invalid("response_format must be 'url' or 'b64_json'.", "response_format")
-    out_fmt = output_format or "png"
-    if out_fmt not in ("png", "jpeg", "webp"):
-        raise invalid("output_format must be 'png', 'jpeg' or 'webp'.", "output_format")
-    if output_compression is not None and (
-        not isinstance(output_compression, int) or isinstance(output_compression, bool) or not 0 <= output_compression <= 100
-    ):
-        raise invalid("output_compression must be an integer from 0 to 100.", "output_compression")
-    if partial_images is not None and (
-        not isinstance(partial_images, int) or isinstance(partial_images, bool) or not 0 <= partial_images <= 3
-    ):
-        raise invalid("partial_images must be an integer from 0 to 3.", "partial_images")
-
-    text = prompt.strip()
-    flags = parse_prompt(text).flags
-    try:
-        ar = aspect_for_size(size)
-    except SizeError as exc:
-        raise invalid(str(exc), "size") from None
-    if ar and "ar" not in flags and "aspect" not in flags:
-        text += f" --ar {ar}"
-    if style == "natural" and "style" not in flags:
-        text += " --style raw"
-    mode = next((Mode(f) for f in MODE_FLAGS if f in flags), spec.mode)
-    return ImagePlan(
-        prompt=text,
-        mode=mode,
-        bot=spec.bot,
-        n=count,
-        upscale=quality in _UPSCALED_QUALITIES,
-        response_format=fmt,
-        output_format=out_fmt,
-        compression=output_compression if isinstance(output_compression, int) else None,
-        partial_images=partial_images if isinstance(partial_images, int) else None,
-        quality=quality or "auto",
-        background=background or "auto",
-        images=images,
-        event_prefix=event_prefix,
-    )
 
 
 def make_plan(
@@ -183,6 +107,15 @@ def make_plan(
     )
 
 
+def job_meta(meta: RequestMeta, i: int) -> RequestMeta:
+    """One request may start several jobs: each gets its own idempotency identity."""
+    return msgspec.structs.replace(
+        meta,
+        idempotency_key=f"{meta.idempotency_key}#{i}" if meta.idempotency_key else None,
+        fingerprint=f"{meta.fingerprint}#{i}" if meta.fingerprint else None,
+    )
+
+
 class ImageServing:
     def __init__(self, service: JobService, store: ImageStore, catalog: ModelCatalog) -> None:
         self.service = service
@@ -196,14 +129,9 @@ class ImageServing:
         jobs: list[Job] = []
         try:
             for i in range(plan.job_count):
-                job_meta = msgspec.structs.replace(
-                    meta,
-                    idempotency_key=f"{meta.idempotency_key}#{i}" if meta.idempotency_key else None,
-                    fingerprint=f"{meta.fingerprint}#{i}" if meta.fingerprint else None,
-                )
                 jobs.append(
                     await self.service.submit(
-                        SubmitSpec(meta=job_meta, action=Action.IMAGINE, prompt=plan.prompt, mode=plan.mode, bot=plan.bot, images=plan.images)
+                        SubmitSpec(meta=job_meta(meta, i), action=Action.IMAGINE, prompt=plan.prompt, mode=plan.mode, bot=plan.bot, images=plan.images)
                     )
                 )
         except EngineError as exc:
