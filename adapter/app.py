@@ -15,6 +15,7 @@ from litestar.openapi import OpenAPIConfig
 
 from adapter.api.admin.routes import accounts, healthz, image_file, metrics, pause_account, readyz, resume_account
 from adapter.api.common.auth import KeyRing
+from adapter.api.common.bodies import json_body_limit
 from adapter.api.common.browser import LoopbackCors, browser_guard
 from adapter.api.context import ApiContext
 from adapter.api.mjproxy.hooks import build_webhooks
@@ -44,6 +45,7 @@ from adapter.engine.results import ResultIngester
 from adapter.engine.retention import DAY_SECONDS, RetentionSweeper
 from adapter.engine.scheduler import Scheduler
 from adapter.engine.service import JobService
+from adapter.media.decoding import USER_IMAGE_MAX_PIXELS
 from adapter.media.fetch import FetchPolicy, ImageFetcher
 from adapter.media.store import LocalImageStore
 from adapter.stores.factory import open_store
@@ -162,7 +164,12 @@ def create_app(settings: Settings) -> Litestar:
             )
             stack.push_async_callback(source_fetcher.aclose)
             user_fetcher = ImageFetcher(
-                FetchPolicy(max_bytes=settings.fetch_max_bytes, allow_hosts=settings.user_url_allow_hosts, uniform_errors=True)
+                FetchPolicy(
+                    max_bytes=settings.fetch_max_bytes,
+                    allow_hosts=settings.user_url_allow_hosts,
+                    uniform_errors=True,
+                    max_pixels=USER_IMAGE_MAX_PIXELS,
+                )
             )
             stack.push_async_callback(user_fetcher.aclose)
             images = LocalImageStore(settings.data_dir)
@@ -243,5 +250,5 @@ def create_app(settings: Settings) -> Litestar:
         middleware=[LoopbackCors] if keyless else [],
         cors_config=None if keyless else CORSConfig(allow_origins=list(settings.cors_origins), allow_headers=["*"], allow_methods=["*"]),
         openapi_config=OpenAPIConfig(title="mj-adapter", version=VERSION, path="/docs"),
-        request_max_body_size=64 * 1024 * 1024,
+        request_max_body_size=json_body_limit(settings.fetch_max_bytes),
     )

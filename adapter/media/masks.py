@@ -68,9 +68,27 @@ def region_mask_png(data: bytes, *, max_pixels: int = MASK_MAX_PIXELS) -> bytes:
 # --- decoding -------------------------------------------------------------------------------------
 
 
+def check_mask(data: bytes, *, max_pixels: int = MASK_MAX_PIXELS) -> None:
+    """MaskError unless the mask can be read within the budget, judged from its header alone:
+    cheap enough to run before anything is spent on the mask's image (an upscale job)."""
+    _open_within(data, max_pixels, want=None)
+
+
 def _decode(data: bytes, max_pixels: int, *, want: tuple[int, int] | None) -> Image.Image:
-    """The mask decoded within `max_pixels`; a JPEG at the smallest scale that fits the budget
-    and still covers `want` (the size it will be resized to) where it can."""
+    """The mask decoded within `max_pixels`."""
+    img = _open_within(data, max_pixels, want=want)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img.load()
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+        raise MaskError("not_image", "The mask's image data is corrupt or truncated.") from None
+    return img
+
+
+def _open_within(data: bytes, max_pixels: int, *, want: tuple[int, int] | None) -> Image.Image:
+    """The mask opened (header only) within `max_pixels`; a JPEG set to decode at the smallest
+    scale that fits the budget and still covers `want` (the size it will be resized to)."""
     try:
         img = open_image(data, max_pixels=_ANY_HEADER)
     except ImageError as exc:
@@ -89,12 +107,6 @@ def _decode(data: bytes, max_pixels: int, *, want: tuple[int, int] | None) -> Im
             f"The mask is {width}x{height} ({width * height / 1e6:.1f} Mpx); masks are read up to "
             f"{_budget(max_pixels)}{_send_at(want)}.",
         )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img.load()
-    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
-        raise MaskError("not_image", "The mask's image data is corrupt or truncated.") from None
     return img
 
 

@@ -104,13 +104,22 @@ def image_url(public_base: str, key: str) -> str:
     return f"{public_base.rstrip('/')}/images/{key}"
 
 
+_MAX_OUR_URL_CHARS = 2048
+
+
 def key_from_url(url: str, public_base: str | None = None) -> str | None:
     """The store key inside one of our image URLs, or None if the URL is not one.
 
     With `public_base`, only URLs under that base count; without it any URL whose path ends in
     `/images/<job id>/<file>` does (the adapter may sit behind several names or proxies)."""
+    url = url.strip()
+    # Ours are short http(s) URLs, and nothing else may reach urlsplit: it keeps its last 128
+    # inputs and their parts in an lru_cache, so a data URL handed to it would stay pinned in
+    # memory (twice its size) long after the request.
+    if len(url) > _MAX_OUR_URL_CHARS or not url[:8].lower().startswith(("http://", "https://")):
+        return None
     try:
-        parts = urllib.parse.urlsplit(url.strip())
+        parts = urllib.parse.urlsplit(url)
     except ValueError:
         return None
     path = parts.path

@@ -166,3 +166,30 @@ def test_a_big_jpeg_mask_is_downscaled_and_used(server: ServerProcess, upscale_u
     assert r.status_code == 200, r.text
     job = httpx.get(f"{server.v1}/jobs/{r.json()['job_ids'][0]}", headers=AUTH, timeout=10).json()
     assert job["action"] == "VARY_REGION"
+
+
+def test_an_oversized_mask_on_a_grid_tile_spends_no_upscale(server: ServerProcess) -> None:
+    """A tile needs an upscale before Vary (Region): the mask is judged from its header first,
+    so a mask that will be refused never costs that job."""
+    r = httpx.post(server.v1 + "/images/generations", json={"prompt": "a quiet harbour"}, headers=AUTH, timeout=60)
+    assert r.status_code == 200, r.text
+    tile_url, grid_id = r.json()["data"][0]["url"], r.json()["job_ids"][0]
+    e = error(mask_edit(server, tile_url, palette_mask(3000)))
+    assert e["param"] == "mask" and "3000x3000" in e["message"]
+    tasks = httpx.get(server.base + "/mj/task/list", headers={"mj-api-secret": KEY_A}, timeout=10).json()
+    assert not [t for t in tasks if t["action"] == "UPSCALE" and t["properties"].get("parentId") == grid_id]
+    assert not [t for t in tasks if t["action"] == "UPSCALE" and grid_id in str(t)], "an upscale was started for a refused mask"
+
+
+def test_json_bodies_are_bounded_by_one_data_url_of_the_cap(server: ServerProcess) -> None:
+    """A JSON body is held whole (then as strings, then as image bytes): it may carry one image
+    at the cap as a data URL, not more. Multipart forms, spooled to disk, keep their own budget."""
+    big = "data:image/png;base64," + base64.b64encode(os.urandom(CAP)).decode()
+    one = {"model": "midjourney", "messages": [{"role": "user", "content": [{"type": "text", "text": "x"}, {"type": "image_url", "image_url": {"url": big}}]}]}
+    r = httpx.post(server.v1 + "/chat/completions", json=one, headers=AUTH, timeout=60)
+    assert r.status_code == 400 and "not" in r.json()["error"]["message"], r.text  # read, then refused as no image
+    two = {**one, "messages": [{**one["messages"][0], "content": [*one["messages"][0]["content"], {"type": "image_url", "image_url": {"url": big}}]}]}
+    r = httpx.post(server.v1 + "/chat/completions", json=two, headers=AUTH, timeout=60)
+    assert r.status_code == 413 and r.json()["error"]["type"] == "invalid_request_error", r.text
+    r = httpx.post(server.base + "/mj/submit/imagine", json={"prompt": "x", "base64Array": [big, big]}, headers={"mj-api-secret": KEY_A}, timeout=60)
+    assert r.status_code == 413 and r.json()["code"] == 4, r.text

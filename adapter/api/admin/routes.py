@@ -44,18 +44,14 @@ class AccountView(msgspec.Struct):
     available_at: str | None = None
 
 
-class Ready(msgspec.Struct):
-    """What anyone (a load balancer's probe) sees: no account names, states or reasons."""
-
-    ready: bool
-
-
 class Readiness(msgspec.Struct, omit_defaults=True):
-    """What an admin (or the local operator in keyless mode) sees."""
+    """Anyone (a load balancer's probe) sees `ready` alone; an admin (or the local operator in
+    keyless mode) also sees the accounts, since their names, states and reasons say what the
+    operator runs and when it is down."""
 
     ready: bool
-    demo: bool
-    accounts: list[AccountView]
+    demo: bool | None = None
+    accounts: list[AccountView] | None = None
     simulator_url: str | None = None  # demo mode: the built-in simulator (loopback)
 
 
@@ -109,17 +105,17 @@ def _admin(request: Request[Any, Any, Any]) -> None:
     "/readyz",
     sync_to_thread=False,
     responses={
-        200: ResponseSpec(Readiness | Ready, description="Ready: an account can take jobs (details with an admin key).", generate_examples=False),
-        503: ResponseSpec(Readiness | Ready, description="Not ready: no account can take jobs.", generate_examples=False),
+        200: ResponseSpec(Readiness, description="Ready: an account can take jobs (details with an admin key).", generate_examples=False),
+        503: ResponseSpec(Readiness, description="Not ready: no account can take jobs.", generate_examples=False),
         **{k: v for k, v in responses(None, "").items() if k in (401, 403)},
     },
 )
-def readyz(request: Request[Any, Any, Any]) -> Response[Readiness | Ready]:
+def readyz(request: Request[Any, Any, Any]) -> Response[Readiness]:
     """Probes get the bare answer without a key; account names, states and reasons (which say
     what the operator runs and when it is down) are for admins."""
     ctx = ctx_of(request)
     ready = ctx.scheduler.any_ready()
-    body: Readiness | Ready = Ready(ready=ready)
+    body: Readiness = Readiness(ready=ready)
     if _presents_admin_key(request):
         body = Readiness(ready=ready, demo=ctx.settings.demo, accounts=_accounts(request), simulator_url=ctx.simulator_url)
     return Response(body, status_code=200 if ready else 503)
@@ -175,8 +171,9 @@ async def resume_account(request: Request[Any, Any, Any], account_id: FromPath[s
 
 @get(
     "/images/{key:path}",
+    operation_class=body_operation(None, also_answers=("image/jpeg", "image/webp", "image/gif", "video/mp4")),
     responses={
-        200: ResponseSpec(bytes, description="The image (or MP4 video) file.", media_type="application/octet-stream", generate_examples=False),
+        200: ResponseSpec(bytes, description="The image (or MP4 video) file.", media_type="image/png", generate_examples=False),
         **{k: v for k, v in responses(None, "").items() if k == 404},
     },
 )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 import msgspec
-from litestar.openapi.spec import Operation, RequestBody
+from litestar.openapi.spec import OpenAPIResponse, Operation, RequestBody
 from litestar.openapi.spec.media_type import OpenAPIMediaType
 
 T = TypeVar("T")
@@ -39,6 +39,21 @@ _EXPLAIN = {
 MAX_PROMPT_CHARS = 6000
 # a data URL of a 20 MB image, with room for its header
 MAX_DATA_URL_CHARS = 28 * 1024 * 1024
+_DATA_URL_HEADER = 1024
+_BODY_SLACK = 1024 * 1024  # the other fields of a request, part headers and boundaries
+
+
+def data_url_chars(max_bytes: int) -> int:
+    """The length of a data URL of an image of `max_bytes` (base64 is 4/3 of the bytes)."""
+    return 4 * -(-max_bytes // 3) + _DATA_URL_HEADER
+
+
+def json_body_limit(max_image_bytes: int) -> int:
+    """The largest JSON body read: one image at the per-image cap as a data URL, plus the rest of
+    the request. A JSON body is held whole, then as decoded strings, then as image bytes (about
+    three times its size in all), so this bound is what keeps one request in the tens of MB;
+    several large images go as URLs or, on edits, as multipart files."""
+    return data_url_chars(max_image_bytes) + _BODY_SLACK
 
 Prompt = Annotated[
     str,
@@ -152,22 +167,36 @@ class FileField(msgspec.Struct, frozen=True):
     description: str = ""
 
 
-def body_operation(model: type[Any], media_type: str = "application/json", *, files: tuple[FileField, ...] = ()) -> type[Operation]:
-    """An `operation_class` for a route handler whose body is `model`; `files` adds the file
-    fields of a multipart form."""
-    schema = json_schema(model)
-    for f in files:
-        binary: dict[str, Any] = {"type": "string", "format": "binary"}
-        prop = {"type": "array", "items": binary} if f.many else binary
-        schema.setdefault("properties", {})[f.name] = {**prop, "description": f.description} if f.description else prop
-        if f.required:
-            schema.setdefault("required", []).append(f.name)
-    body = RequestBody(required=True, content={media_type: OpenAPIMediaType(schema=schema)})  # type: ignore[arg-type]
+def body_operation(
+    model: type[Any] | None,
+    media_type: str = "application/json",
+    *,
+    files: tuple[FileField, ...] = (),
+    also_answers: tuple[str, ...] = (),
+) -> type[Operation]:
+    """An `operation_class` for a route handler whose body is `model` (None: no body); `files`
+    adds the file fields of a multipart form; `also_answers` lists the success answer's other
+    media types (an SSE stream, other image types), which Litestar's ResponseSpec cannot hold."""
+    body: RequestBody | None = None
+    if model is not None:
+        schema = json_schema(model)
+        for f in files:
+            binary: dict[str, Any] = {"type": "string", "format": "binary"}
+            prop = {"type": "array", "items": binary} if f.many else binary
+            schema.setdefault("properties", {})[f.name] = {**prop, "description": f.description} if f.description else prop
+            if f.required:
+                schema.setdefault("required", []).append(f.name)
+        body = RequestBody(required=True, content={media_type: OpenAPIMediaType(schema=schema)})  # type: ignore[arg-type]
+    answers = {kind: OpenAPIMediaType(schema={"type": "string", "format": "binary"} if not kind.startswith("text/") else {"type": "string"}) for kind in also_answers}  # type: ignore[arg-type]
 
     @dataclass
-    class _WithBody(Operation):
+    class _Documented(Operation):
         def __post_init__(self) -> None:
-            self.request_body = body
+            if body is not None:
+                self.request_body = body
+            ok = (self.responses or {}).get("200")
+            if answers and isinstance(ok, OpenAPIResponse):
+                ok.content = {**(ok.content or {}), **answers}
 
-    _WithBody.__name__ = f"{model.__name__}Operation"
-    return _WithBody
+    _Documented.__name__ = f"{model.__name__ if model else 'Plain'}Operation"
+    return _Documented

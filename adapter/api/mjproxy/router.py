@@ -184,7 +184,7 @@ _ROUTES: list[tuple[Callable[..., Any], str, str, type[Any] | None, type[Any], s
     (submit_change, "POST", "/submit/change", ChangeRequest, SubmitResult, "Code 1/22 with the new task id."),
     (submit_simple_change, "POST", "/submit/simple-change", SimpleChangeRequest, SubmitResult, "Code 1/22 with the new task id."),
     (task_fetch, "GET", "/task/{task_id:str}/fetch", None, TaskView, "The task."),
-    (task_list_by_condition, "POST", "/task/list-by-condition", ListCondition, list[TaskView], "The caller's tasks among `ids`."),
+    (task_list_by_condition, "POST", "/task/list-by-condition", ListCondition, list[TaskView] | SubmitResult, "The caller's tasks among `ids` (a malformed body: code 4)."),
     (task_list, "GET", "/task/list", None, list[TaskView], "The caller's newest tasks."),
     (task_cancel, "POST", "/task/{task_id:str}/cancel", None, SubmitResult, "Code 1 when cancelled, 4 when it already ended."),
     (task_image_seed, "GET", "/task/{task_id:str}/image-seed", None, SubmitResult, "Code 1 with the seed in `result`."),

@@ -22,17 +22,8 @@ from adapter.media.fetch import FetchError, ImageFetcher, sniff_image
 from adapter.media.store import ImageStore, key_from_url
 
 MAX_INPUT_IMAGES = 5
-# Our image URLs are short http(s) URLs. Anything else never reaches key_from_url: urllib's
-# urlsplit keeps its last 128 inputs and their parts in an lru_cache, so a data URL handed to it
-# would stay pinned in memory (twice its size) long after the request.
-_MAX_OUR_URL_CHARS = 2048
 _INLINE_SNIFF_BYTES = 256 * 1024
 _EXT = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
-
-
-def _may_be_ours(url: str) -> bool:
-    head = url.lstrip()[:8].lower()
-    return len(url) <= _MAX_OUR_URL_CHARS and head.startswith(("http://", "https://"))
 
 
 class InputImage(msgspec.Struct, frozen=True, kw_only=True):
@@ -58,7 +49,7 @@ class ImageInputs:
 
     async def from_url(self, url: str, *, param: str, label: str) -> InputImage:
         """An http(s) or data URL -> a checked image; `label` names it in the error message."""
-        if _may_be_ours(url) and (key := key_from_url(url)):
+        if key := key_from_url(url):
             stored = await self.store.get(key)
             if stored is not None:
                 return await self._checked(stored.data, param=param, label=label, our_key=key)

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get, post
@@ -60,7 +60,7 @@ class JobView(msgspec.Struct, omit_defaults=True):
 
 
 class JobActionRequest(msgspec.Struct, kw_only=True):
-    custom_id: CustomId
+    custom_id: Annotated[CustomId, msgspec.Meta(min_length=1)]
     prompt: PromptText | None = None  # the answer to the dialog the button opens
 
 

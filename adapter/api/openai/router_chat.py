@@ -18,7 +18,7 @@ from adapter.api.openai.router_images import openai_owner
 @post(
     "/v1/chat/completions",
     status_code=200,
-    operation_class=body_operation(ChatCompletionRequest),
+    operation_class=body_operation(ChatCompletionRequest, also_answers=("text/event-stream",)),
     responses=responses(ChatCompletion, "The answer; with `stream: true` a text/event-stream of chat.completion.chunk objects ending in [DONE]."),
 )
 async def create_chat_completion(request: Request[Any, Any, Any]) -> Response[Any]:

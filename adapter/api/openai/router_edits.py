@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import msgspec
 from litestar import Request, Response, post
 
-from adapter.api.common.bodies import FileField, body_operation, convert_fields
+from adapter.api.common.bodies import FileField, body_operation, convert_fields, data_url_chars, json_body_limit
 from adapter.api.common.multipart import MultipartError, MultipartLimits, TextField, read_multipart
 from adapter.api.common.sse import SSEResponse
 from adapter.api.context import ApiContext, ctx_of, request_meta
@@ -23,10 +23,9 @@ from adapter.config import Settings
 # - a text field: a data URL of an image at the cap (base64 is 4/3 of the bytes, plus its header);
 # - the whole body: the largest request we serve is one image and its mask, each at the cap, the
 #   image perhaps sent as a data URL, plus the prompt and options. Several image prompts share
-#   that budget (they are rarely more than a few MB each). With the default 20 MB cap: ~48 MB,
-#   under the app's 64 MB body cap; what goes beyond is refused while it arrives.
-_DATA_URL_HEADER = 1024
-_FORM_SLACK = 1024 * 1024  # text fields, part headers and boundaries
+#   that budget (they are rarely more than a few MB each). With the default 20 MB cap: ~48 MB.
+#   Files are spooled to disk, so unlike a JSON body this is not held in memory; the routes lift
+#   the app's body cap (made for JSON) and this reader refuses what goes beyond while it arrives.
 _MAX_PARTS = 32  # 5 images, a mask and the ~12 options, with room
 _FILE_FIELDS = frozenset({"image", "image[]", "mask"})
 T = TypeVar("T")
@@ -34,8 +33,8 @@ T = TypeVar("T")
 
 def _limits(settings: Settings) -> MultipartLimits:
     cap = settings.fetch_max_bytes
-    data_url = 4 * -(-cap // 3) + _DATA_URL_HEADER
-    return MultipartLimits(max_file_bytes=cap, max_field_bytes=data_url, max_total_bytes=cap + data_url + _FORM_SLACK, max_parts=_MAX_PARTS)
+    text = data_url_chars(cap)
+    return MultipartLimits(max_file_bytes=cap, max_field_bytes=text, max_total_bytes=cap + json_body_limit(cap), max_parts=_MAX_PARTS)
 
 
 class _Form:
@@ -118,10 +117,12 @@ _IMAGE_FILES = FileField("image", many=True, description="The image(s): PNG, JPE
 @post(
     "/v1/images/edits",
     status_code=200,
+    request_max_body_size=None,  # the multipart reader's own limits apply
     operation_class=body_operation(
         ImageEditRequest,
         "multipart/form-data",
         files=(_IMAGE_FILES, FileField("mask", description="Transparent pixels mark the area to repaint (Vary (Region) of one of your results).")),
+        also_answers=("text/event-stream",),
     ),
     responses=responses(ImagesResponse, "The images; with `stream: true` a text/event-stream of image_edit events."),
 )
@@ -148,6 +149,7 @@ async def create_image_edit(request: Request[Any, Any, Any]) -> Response[Any]:
 @post(
     "/v1/images/variations",
     status_code=200,
+    request_max_body_size=None,  # the multipart reader's own limits apply
     operation_class=body_operation(ImageVariationRequest, "multipart/form-data", files=(_IMAGE_FILES,)),
     responses=responses(ImagesResponse, "The images."),
 )

@@ -62,7 +62,7 @@ def get_model(request: Request[Any, Any, Any], model_id: FromPath[str]) -> Model
 @post(
     "/v1/images/generations",
     status_code=200,
-    operation_class=body_operation(ImageGenerationRequest),
+    operation_class=body_operation(ImageGenerationRequest, also_answers=("text/event-stream",)),
     responses=responses(ImagesResponse, "The images; with `stream: true` a text/event-stream of image_generation.partial_image and image_generation.completed events."),
 )
 async def create_image(request: Request[Any, Any, Any]) -> Response[Any]:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from adapter.api.openai.errors import from_engine, from_failed_job, invalid
+from adapter.api.openai.errors import OpenAIError, from_engine, from_failed_job, invalid
 from adapter.api.openai.image_inputs import MAX_INPUT_IMAGES, ImageInputs, InputImage
 from adapter.api.openai.result_lookup import OurResult, ResultFinder
 from adapter.api.openai.protocol_images import ImageEditRequest, ImageOptions, ImageVariationRequest
@@ -33,7 +33,7 @@ from adapter.engine.errors import EngineError
 from adapter.engine.service import JobService
 from adapter.engine.specs import ActSpec, RequestMeta, SubmitSpec
 from adapter.media.decoding import ImageError
-from adapter.media.masks import MaskError, midjourney_mask
+from adapter.media.masks import MaskError, check_mask, midjourney_mask
 
 _PLACEHOLDER = "variation"
 
@@ -54,6 +54,10 @@ def _button(job: Job, want: Callable[[ButtonAction], bool]) -> str | None:
         if parsed is not None and want(parsed):
             return b.custom_id
     return None
+
+
+def _mask_refused(exc: ImageError) -> OpenAIError:
+    return invalid(str(exc), "mask", code="image_too_large" if exc.code == "too_large" else "invalid_image")
 
 
 class EditServing:
@@ -144,6 +148,10 @@ class EditServing:
 
         plan = self._plan(req, req.prompt, keep_size=False, event_prefix="image_edit")
         mask_image = await self._load(mask, param="mask", label="The mask")
+        try:
+            check_mask(mask_image.data)  # before an upscale job may be spent on its image
+        except MaskError as exc:
+            raise _mask_refused(exc) from None
         if len(images) > 1:
             raise invalid("A mask edits exactly one image: send the image to repaint alone with its mask.", "image")
         ours = await self._ours(images[0], meta.owner)
@@ -165,8 +173,8 @@ class EditServing:
             raise invalid("Midjourney offers no Vary (Region) on that image.", "image")
         try:
             mask_png = await asyncio.to_thread(midjourney_mask, mask_image.data, target.image.width, target.image.height)
-        except (MaskError, ImageError) as exc:
-            raise invalid(str(exc), "mask") from None
+        except ImageError as exc:  # MaskError included
+            raise _mask_refused(exc) from None
         jobs = await self._act(plan, meta, target, custom_id, explicit_model=req.model is not None, prompt=req.prompt.strip(), mask=mask_png)
         return plan, jobs
 
