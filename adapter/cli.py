@@ -106,25 +106,87 @@ def cmd_simulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _server_settings(args: argparse.Namespace) -> Settings | None:
+    """The server's own configuration as this shell sees it (the config file and MJ_ADAPTER_*),
+    or None when there is none: the CLI then finds the server where it was started."""
+    config = getattr(args, "config", None) or os.environ.get("MJ_ADAPTER_CONFIG")
+    if not config and not any(k in os.environ for k in ("MJ_ADAPTER_HOST", "MJ_ADAPTER_PORT", "MJ_ADAPTER_PUBLIC_BASE_URL")):
+        return None
+    return load_settings(config)
+
+
 def _client_base(args: argparse.Namespace) -> str:
-    return (args.base_url or os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8080/v1").rstrip("/")
+    """--base-url; else the server's configuration (MJ_ADAPTER_HOST / PORT / PUBLIC_BASE_URL or the
+    config file); else $OPENAI_BASE_URL; else the server's default address."""
+    if args.base_url:
+        return str(args.base_url).rstrip("/")
+    settings = _server_settings(args)
+    if settings is None:
+        return (os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8080/v1").rstrip("/")
+    if settings.public_base_url:
+        return settings.public_base_url.rstrip("/") + "/v1"
+    # a server listening on every address is reached on this machine through loopback
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(settings.host, settings.host)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}/v1"
+
+
+def _first_key(keys: tuple[Any, ...]) -> str | None:
+    return keys[0].reveal() if keys else None
 
 
 def _client_headers(args: argparse.Namespace) -> dict[str, str]:
-    key = args.api_key or os.environ.get("MJ_ADAPTER_CLIENT_KEY") or os.environ.get("OPENAI_API_KEY")
+    settings = _server_settings(args)
+    key = (
+        args.api_key
+        or os.environ.get("MJ_ADAPTER_CLIENT_KEY")
+        or os.environ.get("OPENAI_API_KEY")
+        # an operator's shell that runs the server holds its keys: use one of them
+        or (settings and _first_key(settings.api_keys))
+    )
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 def _admin_headers(args: argparse.Namespace) -> dict[str, str]:
     """Account control takes an admin key (MJ_ADAPTER_ADMIN_KEYS on the server); an operator's
     shell may hold both, so the admin key wins over the client key."""
-    key = args.admin_key or os.environ.get("MJ_ADAPTER_ADMIN_KEY")
+    settings = _server_settings(args)
+    key = args.admin_key or os.environ.get("MJ_ADAPTER_ADMIN_KEY") or (settings and _first_key(settings.admin_keys))
     return {"Authorization": f"Bearer {key}"} if key else _client_headers(args)
+
+
+def _unreachable(url: str, exc: Exception) -> int:
+    print(
+        f"cannot reach the server at {url}: {exc}\n"
+        "  start it with `mj-adapter serve`, or point the CLI at it with --base-url http://HOST:PORT/v1 "
+        "(it also reads MJ_ADAPTER_HOST / MJ_ADAPTER_PORT, --config and $OPENAI_BASE_URL)",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def _refused(url: str, resp: Any) -> int:
+    print(f"error {resp.status_code} from {url}: {resp.text}", file=sys.stderr)
+    return 1
 
 
 def _bar(progress: int, width: int = 30) -> str:
     filled = int(width * progress / 100)
     return "[" + "#" * filled + "-" * (width - filled) + f"] {progress:3d}%"
+
+
+class _Progress:
+    """One bar per Midjourney job (n up to 4 is one grid job; more are several), redrawn on one
+    line while they run."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, int] = {}
+
+    def update(self, job_id: str, progress: int) -> None:
+        self.jobs[job_id] = max(progress, self.jobs.get(job_id, 0))
+        line = "  ".join(f"{j} {_bar(p, 20)}" for j, p in self.jobs.items())
+        print("\r" + line, end="", file=sys.stderr, flush=True)
 
 
 def cmd_imagine(args: argparse.Namespace) -> int:
@@ -140,19 +202,18 @@ def cmd_imagine(args: argparse.Namespace) -> int:
         "response_format": "b64_json",
     }
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    url = _client_base(args) + "/images/generations"
     saved: list[Path] = []
-    progress = 0
+    per_job: dict[str, int] = {}
+    progress = _Progress()
     event = ""
     started = time.monotonic()
+    print(f"{url}: {args.n} image(s) of {args.prompt!r}; saving to {out.resolve()}/", file=sys.stderr, flush=True)
     try:
-        with httpx.stream(
-            "POST", _client_base(args) + "/images/generations", json=body, headers=_client_headers(args), timeout=httpx.Timeout(30, read=None)
-        ) as resp:
+        with httpx.stream("POST", url, json=body, headers=_client_headers(args), timeout=httpx.Timeout(30, read=None)) as resp:
             if resp.status_code != 200:
                 resp.read()
-                print(f"error {resp.status_code}: {resp.text}", file=sys.stderr)
-                return 1
+                return _refused(url, resp)
             for line in resp.iter_lines():
                 if line.startswith("event:"):
                     event = line[6:].strip()
@@ -167,19 +228,21 @@ def cmd_imagine(args: argparse.Namespace) -> int:
                     print(f"\nerror: {payload['error'].get('message')}", file=sys.stderr)
                     return 1
                 kind = payload.get("type", event)
+                job_id = str(payload.get("job_id") or "image")
                 if kind.endswith("partial_image"):
-                    progress = int(payload.get("progress") or progress)
-                    print("\r" + _bar(progress), end="", file=sys.stderr, flush=True)
+                    progress.update(job_id, int(payload.get("progress") or 0))
                 elif kind.endswith("completed"):
+                    # numbered 1-4 within each grid, as the image URLs and Midjourney's U1-U4 are
+                    per_job[job_id] = per_job.get(job_id, 0) + 1
                     ext = {"jpeg": "jpg"}.get(payload.get("output_format", "png"), payload.get("output_format", "png"))
-                    path = out / f"{payload.get('job_id', 'image')}-{payload.get('index', len(saved))}.{ext}"
+                    out.mkdir(parents=True, exist_ok=True)
+                    path = out / f"{job_id}-{per_job[job_id]}.{ext}"
                     path.write_bytes(base64.b64decode(payload["b64_json"]))
                     saved.append(path)
-                    print("\r" + _bar(100), end="", file=sys.stderr, flush=True)
+                    progress.update(job_id, 100)
     except httpx.HTTPError as exc:
-        print(f"cannot reach the server: {exc}", file=sys.stderr)
-        return 1
-    print(f"\n{len(saved)} image(s) in {time.monotonic() - started:.1f}s:", file=sys.stderr)
+        return _unreachable(url, exc)
+    print(f"\n{len(saved)} image(s) in {time.monotonic() - started:.1f}s, saved in {out.resolve()}/:", file=sys.stderr)
     for path in saved:
         print(path)
     return 0 if saved else 1
@@ -188,21 +251,20 @@ def cmd_imagine(args: argparse.Namespace) -> int:
 def cmd_accounts(args: argparse.Namespace) -> int:
     import httpx
 
+    if args.action in ("pause", "resume") and not args.account:
+        print("which account? e.g. `mj-adapter accounts resume discord-123`", file=sys.stderr)
+        return 2
+    url = f"{_client_base(args)}/accounts" + (f"/{args.account}/{args.action}" if args.action in ("pause", "resume") else "")
     try:
         if args.action in ("pause", "resume"):
-            if not args.account:
-                print("which account? e.g. `mj-adapter accounts resume discord-123`", file=sys.stderr)
-                return 2
             body = {"reason": args.reason} if args.action == "pause" and args.reason else None
-            resp = httpx.post(f"{_client_base(args)}/accounts/{args.account}/{args.action}", json=body, headers=_admin_headers(args), timeout=10)
+            resp = httpx.post(url, json=body, headers=_admin_headers(args), timeout=10)
         else:
-            resp = httpx.get(_client_base(args) + "/accounts", headers=_admin_headers(args), timeout=10)
+            resp = httpx.get(url, headers=_admin_headers(args), timeout=10)
     except httpx.HTTPError as exc:
-        print(f"cannot reach the server: {exc}", file=sys.stderr)
-        return 1
+        return _unreachable(url, exc)
     if resp.status_code != 200:
-        print(f"error {resp.status_code}: {resp.text}", file=sys.stderr)
-        return 1
+        return _refused(url, resp)
     rows = resp.json()
     print(f"{'ACCOUNT':<24} {'KIND':<8} {'STATE':<13} {'RUNNING':>7} {'QUEUED':>6}  REASON")
     for r in rows:
@@ -247,9 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--n", type=int, default=4)
             p.add_argument("--size", default="1024x1024")
             p.add_argument("--model", default="midjourney")
-            p.add_argument("--out", default="images")
-        p.add_argument("--base-url", help="the server's /v1 URL (default $OPENAI_BASE_URL or http://127.0.0.1:8080/v1)")
-        p.add_argument("--api-key", help="default $OPENAI_API_KEY")
+            p.add_argument("--out", default="images", help="where the images are saved (default ./images)")
+        p.add_argument(
+            "--base-url",
+            help="the server's /v1 URL, e.g. http://127.0.0.1:9000/v1 (default: where MJ_ADAPTER_HOST / MJ_ADAPTER_PORT "
+            "or --config put the server, else $OPENAI_BASE_URL, else http://127.0.0.1:8080/v1)",
+        )
+        p.add_argument("--config", help="the server's TOML configuration file (to find its address and keys)")
+        p.add_argument("--api-key", help="default $MJ_ADAPTER_CLIENT_KEY, $OPENAI_API_KEY, or the server's first MJ_ADAPTER_API_KEYS")
         p.set_defaults(fn=fn)
 
     spec = sub.add_parser("openapi", help="print the OpenAPI spec")
