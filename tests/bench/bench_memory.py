@@ -20,8 +20,11 @@ Cases:
 - upload-60mb-chunked-x4: the same, chunked (no Content-Length: only the stream tells the size).
 - upload-19mb-x4: four concurrent 19 MB file parts, under the 20 MiB cap (read; not images).
 - chat-5x15mb: five 15 MB images as data URLs in one chat request (a ~100 MB body).
-- chat-5x9mb: five 9 MB images as data URLs (a ~60 MB body, under the app's 64 MB body cap,
-  so it is processed); -seq3: three such requests, one after the other, different images.
+- chat-5x9mb: five 9 MB images as data URLs (a ~60 MB body; processed under the old 64 MB body
+  cap, refused with 413 since JSON bodies take one data URL of FETCH_MAX_BYTES); -seq3: three
+  such requests, one after the other, different images.
+- chat-1x19mb / -x3: one 19 MB image as a data URL (a ~26 MB body, just under the JSON cap):
+  one request, and three at once.
 
 Figures depend on the machine and on Python's allocator (freed memory is not always returned to
 the OS, which is what "after" shows). Compare runs on the same machine.
@@ -42,6 +45,13 @@ upload-19mb-x4              +57     +57     400         +40..58 +21..38 400 inva
 chat-5x15mb                 +0      +0      413         +0      +0      413 (the app's 64 MB cap)
 chat-5x9mb                  +291    +291    200         +182    +124    200
 chat-5x9mb-seq3             +555    +541    200         +249    +90     200
+with the JSON body cap (one data URL of FETCH_MAX_BYTES, ~28 MB by default; 8950089):
+chat-5x9mb                                              +0.5    +0.5    413
+chat-1x19mb                                             +112    +88     200
+chat-1x19mb-x3                                          +341    +316    200
+(a data URL at the cap costs ~4.5x its image while its job is prepared: the body, its decoded
+string, the base64 payload, the image bytes, and the attachment upload; "after" includes the
+image held by the queued job until it is sent.)
 
 before: Litestar's request.form() then whole-file reads; masks decoded up to 64 Mpx with
 full-size RGBA copies; user images up to 64 Mpx; data URLs pinned by urlsplit's lru_cache.
@@ -290,11 +300,13 @@ def case(name: str, client: httpx.AsyncClient, image_url: str, p: Payloads) -> S
     def uploads(blob: bytes, n: int, chunked: bool = False) -> Send:
         return lambda: asyncio.gather(*(upload(client, blob, chunked=chunked) for _ in range(n)))
 
-    def chat(image_mb: int, times: int = 1) -> Send:
+    def chat(image_mb: int, times: int = 1, *, images: int = 5, parallel: bool = False) -> Send:
         # distinct images per request, as distinct callers would send
-        bodies = [[data_url(noise_png(image_mb * 1000 * 1000)) for _ in range(5)] for _ in range(times)]
+        bodies = [[data_url(noise_png(image_mb * 1000 * 1000)) for _ in range(images)] for _ in range(times)]
 
         async def send() -> list[int | str]:
+            if parallel:
+                return list(await asyncio.gather(*(chat_images(client, urls) for urls in bodies)))
             return [await chat_images(client, urls) for urls in bodies]
 
         return send
@@ -311,6 +323,8 @@ def case(name: str, client: httpx.AsyncClient, image_url: str, p: Payloads) -> S
         "chat-5x15mb": lambda: chat(15),
         "chat-5x9mb": lambda: chat(9),
         "chat-5x9mb-seq3": lambda: chat(9, 3),
+        "chat-1x19mb": lambda: chat(19, images=1),
+        "chat-1x19mb-x3": lambda: chat(19, 3, images=1, parallel=True),
     }
     return builders[name]()
 
@@ -327,6 +341,8 @@ CASES = (
     "chat-5x15mb",
     "chat-5x9mb",
     "chat-5x9mb-seq3",
+    "chat-1x19mb",
+    "chat-1x19mb-x3",
 )
 
 
