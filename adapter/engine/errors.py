@@ -80,3 +80,14 @@ class SeedUnavailable(EngineError):
     def __init__(self, message: str, category: ErrorCategory) -> None:
         super().__init__(message, param="job_id")
         self.category = category
+
+
+class TranslationFailed(EngineError):
+    """The configured prompt translator gave no usable English text (unreachable, timed out, an
+    error status, a malformed or empty answer, or one that lost the parts kept as written). The
+    prompt was not sent in its original language instead: nothing was started."""
+
+    category = ErrorCategory.RETRYABLE
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, param="prompt")
