@@ -55,6 +55,7 @@ from adapter.engine.errors import (
 from adapter.engine.results import ResultIngester
 from adapter.engine.scheduler import Scheduler, Ticket
 from adapter.engine.specs import ActSpec, RequestMeta, SubmitSpec
+from adapter.engine.translate import PromptTranslator
 from adapter.stores.base import DuplicateRequest, JobStore
 
 log = logging.getLogger(__name__)
@@ -75,11 +76,13 @@ class JobService:
         bus: JobBus | None = None,
         idempotency_window_seconds: float = 600.0,
         sweep_interval_seconds: float = 5.0,
+        translator: PromptTranslator | None = None,
     ) -> None:
         self.store = store
         self.scheduler = scheduler
         self.ingester = ingester
         self.banned = banned
+        self.translator = translator
         self.timeouts = timeouts or Timeouts()
         self.bus = bus or JobBus()
         self._idem_window_ms = int(idempotency_window_seconds * 1000)
@@ -187,17 +190,23 @@ class JobService:
 
         if existing := await self._existing(spec.meta):
             return existing
+        prompt = await self._for_midjourney(spec.prompt)
         job = Job(
             id=new_job_id(),
             owner=spec.meta.owner,
             action=spec.action,
-            prompt=spec.prompt,
+            prompt=prompt,
             mode=spec.mode,
             bot=spec.bot,
             webhook_url=spec.meta.webhook_url,
             idempotency_key=spec.meta.idempotency_key,
             state=spec.meta.state,
-            extra=self._extra(spec.meta, dimensions=spec.dimensions if spec.action is Action.BLEND else None, link=spec.link),
+            extra=self._extra(
+                spec.meta,
+                dimensions=spec.dimensions if spec.action is Action.BLEND else None,
+                link=spec.link,
+                user_prompt=spec.prompt if prompt != spec.prompt else None,
+            ),
         )
         for i, image in enumerate(spec.images):
             job.inputs.append(await self.ingester.keep_input(job.id, image, f"input-{i}-{_safe_name(image.filename)}"))
@@ -225,6 +234,11 @@ class JobService:
         if existing := await self._existing(spec.meta):
             return existing
         waits_for_modal = parsed.needs_modal and spec.defer_modal and prompt is None
+        # a new prompt (remix, custom zoom, vary region) goes out in English; without one the
+        # job keeps what its parent's caller wrote, for the /mj `prompt`
+        user_prompt = parent.extra.get("user_prompt") if prompt is None else spec.prompt
+        if prompt:
+            prompt = await self._for_midjourney(prompt)
         job = Job(
             id=new_job_id(),
             owner=spec.meta.owner,
@@ -241,7 +255,7 @@ class JobService:
             webhook_url=spec.meta.webhook_url,
             idempotency_key=spec.meta.idempotency_key,
             state=spec.meta.state,
-            extra=self._extra(spec.meta),
+            extra=self._extra(spec.meta, user_prompt=user_prompt if user_prompt != prompt else None),
         )
         if spec.mask_png is not None:
             job.inputs.append(await self.ingester.keep_input(job.id, ImageInput("mask.png", "image/png", spec.mask_png), "mask.png"))
@@ -262,12 +276,17 @@ class JobService:
             raise ActionNotAvailable(f"Job {job.id} is {job.status.value}, not waiting for a modal.", param="taskId")
         if word := self.banned.find(prompt):
             raise PromptRejected(word)
-        if job.action is Action.VARY_REGION:
-            if mask_png is None:
-                raise InvalidRequest("Vary (Region) needs a mask.", param="maskBase64")
+        if job.action is Action.VARY_REGION and mask_png is None:
+            raise InvalidRequest("Vary (Region) needs a mask.", param="maskBase64")
+        sent = await self._for_midjourney(prompt)
+        if job.action is Action.VARY_REGION and mask_png is not None:
             job.inputs.append(await self.ingester.keep_input(job.id, ImageInput("mask.png", "image/png", mask_png), "mask.png"))
-        job.modal_prompt = prompt
-        job.prompt = prompt
+        if sent != prompt:
+            job.extra["user_prompt"] = prompt
+        else:
+            job.extra.pop("user_prompt", None)
+        job.modal_prompt = sent
+        job.prompt = sent
         job.status = JobStatus.NOT_START
         if not await self.store.update(job, expect_status=JobStatus.MODAL):
             raise ActionNotAvailable(f"Job {job.id} was already submitted.", param="taskId")
@@ -303,6 +322,19 @@ class JobService:
         return await self.get(job_id)
 
     # --- internals: admission -----------------------------------------------------------------
+
+    async def _for_midjourney(self, prompt: str) -> str:
+        """The prompt as Midjourney will get it: in English when a translator is configured
+        and the prompt needs one (TranslationFailed when it gives no usable answer: the
+        original is never sent instead). The translation becomes the job's prompt, so what is
+        stored, sent and matched on recovery is one text, and the banned words are checked on
+        it too (the caller's own words were checked before the translator was asked)."""
+        if self.translator is None or not prompt.strip():
+            return prompt
+        sent = await self.translator.to_english(prompt)
+        if sent != prompt and (word := self.banned.find(sent)):
+            raise PromptRejected(word)
+        return sent
 
     def _extra(self, meta: RequestMeta, **more: str | None) -> dict[str, str]:
         extra = {k: v for k, v in more.items() if v is not None}

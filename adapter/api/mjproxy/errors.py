@@ -26,6 +26,7 @@ from adapter.engine.errors import (
     NoAccountAvailable,
     PromptRejected,
     QueueFull,
+    TranslationFailed,
 )
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,8 @@ def from_engine(exc: EngineError, *, not_found_status: int = 200) -> MjError:
         )
     if isinstance(exc, JobNotFound):
         return task_not_found(exc.job_id, status=not_found_status)
+    if isinstance(exc, TranslationFailed):
+        return MjError(SYSTEM_ERROR, exc.message, properties={"reason": "translation_failed"})
     if isinstance(exc, (ActionNotAvailable, InvalidRequest)):
         return validation(exc.message)
     return MjError(SYSTEM_ERROR, exc.message)

@@ -85,8 +85,10 @@ def _image(job: Job, base: str) -> str | None:
 
 def task_view(job: Job, base: str) -> TaskView:
     texts = result_text(job) if job.action in _TEXT_ACTIONS and job.result_texts else ""
-    # as midjourney-proxy does: a describe / shorten answer replaces the prompt
-    prompt = texts or job.prompt
+    # as midjourney-proxy does: a describe / shorten answer replaces the prompt. `prompt` is what
+    # the caller wrote, `promptEn` what was sent (they differ when the prompt was translated)
+    prompt = texts or job.extra.get("user_prompt") or job.prompt
+    prompt_en = texts or job.prompt
     properties: dict[str, Any] = {
         "finalPrompt": texts or job.final_prompt or job.prompt,
         "jobAction": job.action.value,
@@ -111,7 +113,7 @@ def task_view(job: Job, base: str) -> TaskView:
         action=ACTION_NAMES.get(job.action, job.action.value),
         status=job.status.value,
         prompt=prompt,
-        prompt_en=prompt,
+        prompt_en=prompt_en,
         description=_description(job),
         state=job.state,
         submit_time=job.created_at,

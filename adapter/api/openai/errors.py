@@ -22,6 +22,7 @@ from adapter.engine.errors import (
     PromptRejected,
     QueueFull,
     ServiceClosing,
+    TranslationFailed,
 )
 
 
@@ -78,6 +79,9 @@ def from_engine(exc: EngineError) -> OpenAIError:
         return OpenAIError(503, exc.message, type="server_error", code=code, headers={"Retry-After": str(exc.retry_after)})
     if isinstance(exc, JobNotFound):
         return OpenAIError(404, exc.message, param=exc.param, code="not_found")
+    if isinstance(exc, TranslationFailed):
+        # the prompt translator (an upstream of ours) failed; nothing was started, so a retry is safe
+        return OpenAIError(502, exc.message, type="server_error", param="prompt", code="translation_failed")
     if isinstance(exc, (ActionNotAvailable, InvalidRequest)):
         return OpenAIError(400, exc.message, param=exc.param, code="invalid_action" if isinstance(exc, ActionNotAvailable) else None)
     return OpenAIError(500, exc.message, type="server_error", headers={"x-should-retry": "false"})
@@ -162,7 +166,7 @@ _ERROR_STATUSES: dict[int, str] = {
     413: "The request body is too large.",
     429: "An account limit or queue is full; see Retry-After.",
     500: "Midjourney or this service failed.",
-    502: "The job's outcome could not be established.",
+    502: "The job's outcome could not be established, or the prompt translator failed (nothing was started).",
     503: "No account can take jobs now, or the service is shutting down; see Retry-After.",
     504: "The job did not finish in time.",
 }
