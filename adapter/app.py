@@ -28,9 +28,11 @@ from adapter.api.openai.image_inputs import ImageInputs
 from adapter.api.openai.result_lookup import ResultFinder
 from adapter.api.openai.router_chat import create_chat_completion
 from adapter.api.openai.router_edits import create_image_edit, create_image_variation
+from adapter.api.openai.router_responses import create_response, retrieve_response
 from adapter.api.openai.serving_chat import ChatServing
 from adapter.api.openai.serving_edits import EditServing
 from adapter.api.openai.serving_images import ImageServing
+from adapter.api.openai.serving_responses import ResponsesServing
 from adapter.backends.base import Account
 from adapter.backends.discord.identity import BrowserIdentity
 from adapter.backends.discord.session import DiscordAccount, DiscordAccountOptions
@@ -45,6 +47,7 @@ from adapter.engine.results import ResultIngester
 from adapter.engine.retention import DAY_SECONDS, RetentionSweeper
 from adapter.engine.scheduler import Scheduler
 from adapter.engine.service import JobService
+from adapter.engine.translate import ChatTranslator
 from adapter.media.decoding import USER_IMAGE_MAX_PIXELS
 from adapter.media.fetch import FetchPolicy, ImageFetcher
 from adapter.media.store import LocalImageStore
@@ -178,6 +181,16 @@ def create_app(settings: Settings) -> Litestar:
             metrics_ = Metrics()
             bus.add_listener(metrics_.observe)
             scheduler = Scheduler(accounts)
+            translator = None
+            if settings.translate_base_url:
+                translator = ChatTranslator(
+                    settings.translate_base_url,
+                    model=settings.translate_model,
+                    api_key=settings.translate_api_key.reveal(),
+                    timeout_seconds=settings.translate_timeout_seconds,
+                )
+                stack.push_async_callback(translator.aclose)
+                log.info("prompt translation: on (model %s at %s)", settings.translate_model, translator.where)
             service = JobService(
                 store=store,
                 scheduler=scheduler,
@@ -186,6 +199,7 @@ def create_app(settings: Settings) -> Litestar:
                 timeouts=settings.timeouts,
                 bus=bus,
                 idempotency_window_seconds=settings.idempotency_window_seconds,
+                translator=translator,
             )
             # webhooks see every job event (recovery included) and close after the service, so the
             # last events are in the outbox before the store closes
@@ -212,6 +226,7 @@ def create_app(settings: Settings) -> Litestar:
 
             catalog = ModelCatalog(settings.model_aliases)
             image_inputs = ImageInputs(user_fetcher, images, max_bytes=settings.fetch_max_bytes)
+            chat_serving = ChatServing(service, image_inputs, catalog, preview_images=settings.chat_preview_images)
             ctx = ApiContext(
                 settings=settings,
                 service=service,
@@ -222,7 +237,8 @@ def create_app(settings: Settings) -> Litestar:
                 catalog=catalog,
                 metrics=metrics_,
                 image_serving=ImageServing(service, images, catalog),
-                chat_serving=ChatServing(service, image_inputs, catalog, preview_images=settings.chat_preview_images),
+                chat_serving=chat_serving,
+                responses_serving=ResponsesServing(chat_serving, service, images, catalog),
                 edit_serving=EditServing(service, catalog, image_inputs, ResultFinder(service, images)),
                 mj_serving=MjServing(service, scheduler, images, user_fetcher, webhook_allow_hosts=settings.webhook_allow_hosts),
                 started_at=time.time(),
@@ -236,7 +252,7 @@ def create_app(settings: Settings) -> Litestar:
 
     openai_routes = Router(
         path="/",
-        route_handlers=[list_models, get_model, create_image, get_job, act_on_job, get_job_seed, accounts, pause_account, resume_account, create_chat_completion, create_image_edit, create_image_variation],
+        route_handlers=[list_models, get_model, create_image, get_job, act_on_job, get_job_seed, accounts, pause_account, resume_account, create_chat_completion, create_response, retrieve_response, create_image_edit, create_image_variation],
         exception_handlers=EXCEPTION_HANDLERS,
     )
     keyless = KeyRing(settings.api_keys, settings.admin_keys).open

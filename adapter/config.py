@@ -143,6 +143,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     webhook_timeout_seconds: float = 10.0
     retention_days: float | None = None  # delete finished jobs, their images and old outbox items; None: keep all
     retention_interval_seconds: float = 3600.0
+    # prompt translation, off without a base URL: prompts in a non-Latin script go through this
+    # OpenAI-compatible chat completions endpoint (`{base}/chat/completions`) into English
+    translate_base_url: str | None = None
+    translate_model: str = "gpt-4o-mini"
+    translate_api_key: Secret = Secret("")
+    translate_timeout_seconds: float = 20.0
 
     @property
     def demo(self) -> bool:
@@ -251,10 +257,18 @@ def load_settings(config_file: str | Path | None = None, env: Mapping[str, str] 
 def _finish(settings: Settings) -> Settings:
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"port must be between 0 and 65535, got {settings.port}")
-    for name in ("retention_days", "retention_interval_seconds"):
+    for name in ("retention_days", "retention_interval_seconds", "translate_timeout_seconds"):
         value = getattr(settings, name)
         if value is not None and not (0 < value < math.inf):  # also refuses NaN
             raise ConfigError(f"{name} must be a positive number, got {value}")
+    translate_base = (settings.translate_base_url or "").strip() or None
+    if translate_base is not None:
+        if not translate_base.lower().startswith(("http://", "https://")):
+            # the value may hold credentials: never echo it
+            raise ConfigError("translate_base_url must be an http:// or https:// URL (such as https://api.openai.com/v1)")
+        if not settings.translate_model.strip():
+            raise ConfigError("translate_model must name a model when translate_base_url is set")
+    settings = msgspec.structs.replace(settings, translate_base_url=translate_base)
     accounts: list[AccountConfig] = []
     seen: set[str] = set()
     for i, acct in enumerate(settings.accounts):

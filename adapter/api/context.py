@@ -13,6 +13,7 @@ from adapter.api.mjproxy.serving import MjServing
 from adapter.api.openai.serving_chat import ChatServing
 from adapter.api.openai.serving_edits import EditServing
 from adapter.api.openai.serving_images import ImageServing
+from adapter.api.openai.serving_responses import ResponsesServing
 from adapter.config import Settings
 from adapter.domain.models import ModelCatalog
 from adapter.engine.metrics import Metrics
@@ -35,15 +36,15 @@ class ApiContext:
     metrics: Metrics
     image_serving: ImageServing
     chat_serving: ChatServing
+    responses_serving: ResponsesServing
     edit_serving: EditServing
     mj_serving: MjServing
     started_at: float = 0.0
     simulator_url: str | None = None  # demo mode: the built-in simulator (loopback)
 
     def public_base(self, request: Request[Any, Any, Any]) -> str:
-        if self.settings.public_base_url:
-            return self.settings.public_base_url.rstrip("/")
-        return str(request.base_url).rstrip("/")
+        """The base of the image URLs in our answers (`<base>/images/<key>`)."""
+        return self.settings.image_base_url() or str(request.base_url).rstrip("/")
 
 
 def ctx_of(request: Request[Any, Any, Any]) -> ApiContext:

@@ -14,7 +14,8 @@ with a customer key (`Authorization: Bearer KEY_A`, plus `mj-api-secret: KEY_A` 
 
 Outside Hypothesis: a body nested 10,000 levels deep on every POST is refused in the door's own
 format (never a 5xx), and one known-good request per operation (chat and image generations,
-JSON and streamed; image edits and variations as uploads; /mj submit, fetch, list, seed,
+JSON and streamed; responses JSON, streamed, in the background, followed up and retrieved;
+image edits and variations as uploads; /mj submit, fetch, list, seed,
 buttons, cancel; job views; image files; health, readiness, metrics, accounts) gets the status, Content-Type and body the document promises:
 random inputs rarely reach the success paths.
 
@@ -348,6 +349,16 @@ def test_known_good_requests_conform(server: ServerProcess) -> None:
     call("POST", "/v1/chat/completions", body=chat)
     call("POST", "/v1/chat/completions", body={**chat, "stream": True})
 
+    # responses: JSON (then a follow-up on it, and the response retrieved), a stream, background
+    tool = {"type": "image_generation", "size": "1536x1024", "output_format": "webp"}
+    created = call("POST", "/v1/responses", body={"model": models[0]["id"], "input": "a lighthouse at dusk", "tools": [tool]}).json()
+    follow = {"model": models[0]["id"], "input": [{"role": "user", "content": [{"type": "input_text", "text": "U1"}]}], "previous_response_id": created["id"]}
+    call("POST", "/v1/responses", body=follow)
+    call("GET", "/v1/responses/{response_id}", path_parameters={"response_id": created["id"]})
+    call("POST", "/v1/responses", body={"input": "a heron", "stream": True})
+    call("POST", "/v1/responses", body={"input": "a heron at night", "background": True})
+    call("POST", "/v1/responses", body={"input": "help"})
+
     # /mj: submit, fetch until done, list, seed, buttons, cancel of an ended task
     submitted = call("POST", "/mj/submit/imagine", body={"prompt": "a paper boat"}).json()
     assert submitted["code"] in (1, 22), submitted
@@ -373,6 +384,7 @@ def test_known_good_requests_conform(server: ServerProcess) -> None:
     # the refusals the document names: unknown ids, no key
     call("GET", "/mj/task/{task_id}/fetch", expect=404, path_parameters={"task_id": "no-such-task"})
     call("GET", "/v1/jobs/{job_id}", expect=404, path_parameters={"job_id": "no-such-job"})
+    call("GET", "/v1/responses/{response_id}", expect=404, path_parameters={"response_id": "resp_no-such-response"})
     call("GET", "/v1/models", expect=401, key="sk-not-a-key")
     call("GET", "/mj/task/list", expect=401, key="sk-not-a-key")
     call.failures.check()
