@@ -13,7 +13,7 @@ from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.openapi import OpenAPIConfig
 
-from adapter.api.admin.routes import accounts, healthz, image_file, metrics, pause_account, readyz, resume_account
+from adapter.api.admin.routes import accounts, healthz, image_cache_control, image_file, metrics, pause_account, readyz, resume_account
 from adapter.api.common.auth import KeyRing
 from adapter.api.common.bodies import json_body_limit
 from adapter.api.common.browser import LoopbackCors, browser_guard
@@ -50,7 +50,7 @@ from adapter.engine.service import JobService
 from adapter.engine.translate import ChatTranslator
 from adapter.media.decoding import USER_IMAGE_MAX_PIXELS
 from adapter.media.fetch import FetchPolicy, ImageFetcher
-from adapter.media.store import LocalImageStore
+from adapter.media.store import ImageStore, LocalImageStore
 from adapter.stores.factory import open_store
 
 log = logging.getLogger("adapter")
@@ -140,6 +140,17 @@ async def _demo_accounts(settings: Settings, stack: AsyncExitStack, demo_info: d
     return accounts, ("127.0.0.1",)
 
 
+def image_store(settings: Settings) -> ImageStore:
+    if not settings.image_store_url:
+        return LocalImageStore(settings.data_dir)
+    from adapter.media.s3_store import S3ImageStore, parse_s3_url  # needs the [s3] extra
+
+    location = parse_s3_url(settings.image_store_url)
+    log.info("images: %s", location.describe())
+    # what the /images/ route would send for a file written just now
+    return S3ImageStore(location, cache_control=image_cache_control(settings.retention_days, 0.0, now=0.0))
+
+
 def create_app(settings: Settings) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -175,7 +186,7 @@ def create_app(settings: Settings) -> Litestar:
                 )
             )
             stack.push_async_callback(user_fetcher.aclose)
-            images = LocalImageStore(settings.data_dir)
+            images = image_store(settings)
 
             bus = JobBus()
             metrics_ = Metrics()

@@ -114,6 +114,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     cors_origins: tuple[str, ...] = ("*",)
     data_dir: Path = Path("data")
     public_base_url: str | None = None  # default: derived from each request's Host
+    # where result images live: empty, <data_dir>/images; s3://bucket/prefix?endpoint_url=&region=
+    # an S3-compatible bucket (credentials from the AWS_* environment variables only)
+    image_store_url: str | None = None
+    # image URLs are <this>/images/<key> (a CDN, or the bucket itself) instead of our own route
+    image_public_base_url: str | None = None
     store_url: str | None = None  # default: sqlite in data_dir
     log_level: str = "INFO"
     accounts: tuple[AccountConfig, ...] = ()
@@ -153,6 +158,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     @property
     def demo(self) -> bool:
         return not any(a.enabled for a in self.accounts)
+
+    def image_base_url(self) -> str | None:
+        """The configured base of the image URLs we hand out (`<base>/images/<key>`), or None to
+        take it from each request. The API and the webhooks both ask here, so the URLs agree."""
+        base = self.image_public_base_url or self.public_base_url
+        return base.rstrip("/") if base else None
 
     def resolved_store_url(self) -> str:
         # the path is absolute, so its own leading "/" is the third slash of "sqlite:///<path>"
@@ -269,6 +280,7 @@ def _finish(settings: Settings) -> Settings:
         if not settings.translate_model.strip():
             raise ConfigError("translate_model must name a model when translate_base_url is set")
     settings = msgspec.structs.replace(settings, translate_base_url=translate_base)
+    settings = _check_image_store(settings)
     accounts: list[AccountConfig] = []
     seen: set[str] = set()
     for i, acct in enumerate(settings.accounts):
@@ -289,6 +301,21 @@ def _finish(settings: Settings) -> Settings:
             raise ConfigError(f"account {acct_id}: concurrency must be >= 1 and queue_size >= 0")
         accounts.append(msgspec.structs.replace(acct, id=acct_id))
     return msgspec.structs.replace(settings, accounts=tuple(accounts))
+
+
+def _check_image_store(settings: Settings) -> Settings:
+    store_url = (settings.image_store_url or "").strip() or None
+    if store_url is not None:
+        from adapter.media.s3_store import parse_s3_url  # only here: config stays light otherwise
+
+        try:
+            parse_s3_url(store_url)
+        except ValueError as exc:  # its messages never echo the URL: it may hold a secret
+            raise ConfigError(str(exc)) from None
+    public = (settings.image_public_base_url or "").strip().rstrip("/") or None
+    if public is not None and not public.lower().startswith(("http://", "https://")):
+        raise ConfigError("image_public_base_url must be an http:// or https:// URL (image URLs become <it>/images/<key>)")
+    return msgspec.structs.replace(settings, image_store_url=store_url, image_public_base_url=public)
 
 
 def key_id(api_key: str) -> str:

@@ -43,9 +43,8 @@ class ApiContext:
     simulator_url: str | None = None  # demo mode: the built-in simulator (loopback)
 
     def public_base(self, request: Request[Any, Any, Any]) -> str:
-        if self.settings.public_base_url:
-            return self.settings.public_base_url.rstrip("/")
-        return str(request.base_url).rstrip("/")
+        """The base of the image URLs in our answers (`<base>/images/<key>`)."""
+        return self.settings.image_base_url() or str(request.base_url).rstrip("/")
 
 
 def ctx_of(request: Request[Any, Any, Any]) -> ApiContext:

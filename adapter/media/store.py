@@ -14,7 +14,9 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import urllib.parse
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -47,6 +49,19 @@ class StoredImage(msgspec.Struct, frozen=True):
         return f"StoredImage({self.content_type}, {len(self.data)} bytes)"
 
 
+class ImageFile(msgspec.Struct, frozen=True):
+    """A stored image opened for serving: `path` for stores on a local disk (a zero-copy file
+    response), else `chunks`, its bytes as a stream (an object store), so a large MP4 is never
+    held in memory whole. `mtime` (epoch seconds) is when it was written: what the route's
+    Cache-Control counts retention from."""
+
+    content_type: str
+    size: int
+    mtime: float
+    path: Path | None = None
+    chunks: AsyncIterator[bytes] | None = None
+
+
 @runtime_checkable
 class ImageStore(Protocol):
     async def put(self, data: bytes, content_type: str, *, job_id: str, name: str) -> ImageRef:
@@ -56,8 +71,9 @@ class ImageStore(Protocol):
 
     async def get(self, key: str) -> StoredImage | None: ...
 
-    async def path(self, key: str) -> Path | None:
-        """A local file holding the image, for stores that have one; else None."""
+    async def open(self, key: str) -> ImageFile | None:
+        """The image to serve at `/images/<key>`, or None if there is none (or the key is not
+        one of ours: checked before any I/O)."""
         ...
 
     async def delete_job(self, job_id: str) -> None: ...
@@ -149,7 +165,9 @@ def key_from_url(url: str, public_base: str | None = None) -> str | None:
 # -- local directory -------------------------------------------------------------------------------
 
 
-def _sniff(data: bytes, hint: str) -> tuple[int, int, str]:
+def sniff(data: bytes, hint: str) -> tuple[int, int, str]:
+    """(width, height, content type) of image bytes; every store keys and describes an image by
+    what its bytes are, the caller's content type is only a fallback."""
     if is_mp4(data):
         return 0, 0, "video/mp4"
     img = open_image(data)
@@ -199,7 +217,7 @@ class LocalImageStore:
     async def put(self, data: bytes, content_type: str, *, job_id: str, name: str) -> ImageRef:
         if not is_valid_job_id(job_id):
             raise ValueError("invalid job id")
-        width, height, mime = await asyncio.to_thread(_sniff, data, content_type)
+        width, height, mime = await asyncio.to_thread(sniff, data, content_type)
         key = new_key(job_id, name, mime)
         target = self._file(key)
         assert target is not None
@@ -220,6 +238,18 @@ class LocalImageStore:
         if target is None:
             return None
         return target if await asyncio.to_thread(target.is_file) else None
+
+    async def open(self, key: str) -> ImageFile | None:
+        target = self._file(key)
+        if target is None:
+            return None
+        try:
+            st = await asyncio.to_thread(target.stat)
+        except OSError:  # missing, or deleted by retention in between
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return ImageFile(content_type=content_type_from_key(key) or "", size=st.st_size, mtime=st.st_mtime, path=target)
 
     async def delete_job(self, job_id: str) -> None:
         if not is_valid_job_id(job_id):

@@ -3,7 +3,6 @@ files we host."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import time
 from typing import Annotated, Any
@@ -13,7 +12,7 @@ from litestar.params import FromPath
 from litestar import Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.openapi import ResponseSpec
-from litestar.response import File
+from litestar.response import File, Stream
 
 from adapter.api.common.auth import bearer
 from adapter.api.common.bodies import ONE_LINE, body_operation, decode_json
@@ -177,21 +176,22 @@ async def resume_account(request: Request[Any, Any, Any], account_id: FromPath[s
         **{k: v for k, v in responses(None, "").items() if k == 404},
     },
 )
-async def image_file(request: Request[Any, Any, Any], key: FromPath[str]) -> File:
+async def image_file(request: Request[Any, Any, Any], key: FromPath[str]) -> File | Stream:
     key = key.lstrip("/")
     ctx = ctx_of(request)
-    path = await ctx.images.path(key) if is_valid_key(key) else None
-    try:
-        mtime = (await asyncio.to_thread(path.stat)).st_mtime if path is not None else None
-    except OSError:  # deleted by retention in between
-        mtime = None
-    if path is None or mtime is None:
+    image = await ctx.images.open(key) if is_valid_key(key) else None
+    if image is None:  # also: deleted by retention in between
         raise NotFoundException("No such image.")
-    return File(
-        path=path,
-        media_type=content_type_from_key(key) or "application/octet-stream",
-        content_disposition_type="inline",
-        headers={"Cache-Control": image_cache_control(ctx.settings.retention_days, mtime), "X-Content-Type-Options": "nosniff"},
+    media_type = content_type_from_key(key) or "application/octet-stream"
+    headers = {"Cache-Control": image_cache_control(ctx.settings.retention_days, image.mtime), "X-Content-Type-Options": "nosniff"}
+    if image.path is not None:  # a local file: sent zero-copy
+        return File(path=image.path, media_type=media_type, content_disposition_type="inline", headers=headers)
+    assert image.chunks is not None
+    # an object store's bytes, passed through as they arrive
+    return Stream(
+        image.chunks,
+        media_type=media_type,
+        headers={**headers, "Content-Length": str(image.size), "Content-Disposition": "inline"},
     )
 
 

@@ -17,8 +17,8 @@ log = logging.getLogger(__name__)
 def webhook_base(settings: Settings) -> str:
     """Image URLs in webhook payloads: there is no request to take the Host from, so the
     configured public base, else the listen address."""
-    if settings.public_base_url:
-        return settings.public_base_url.rstrip("/")
+    if base := settings.image_base_url():
+        return base
     host = settings.host if settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
