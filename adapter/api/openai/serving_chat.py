@@ -1,9 +1,11 @@
 """Chat Completions logic: the last user message -> one Midjourney job (or a plain answer) ->
 a streamed or whole assistant message in markdown.
 
-What the message asks for comes from the domain chat grammar. Follow-ups ("U2", "强烈变化")
-are resolved from the conversation alone: the newest assistant message that refers to one of
-the caller's jobs (chat_refs). Anything that cannot be done as asked (no earlier image, a
+A chat UI's own background requests (a title for the chat, tags, follow-up suggestions: see
+`housekeeping`) are answered at once from the conversation and spend no job. What a message
+asks for comes from the domain chat grammar. Follow-ups ("U2", "强烈变化") are resolved from
+the conversation alone: the newest assistant message that refers to one of the caller's jobs
+(chat_refs). Anything that cannot be done as asked (no earlier image, a
 button the result does not have, vary region without a mask) is answered as an ordinary
 assistant message, because chat UIs show those and hide HTTP errors behind a generic banner.
 Errors found before a job exists are OpenAI errors; once a stream has started, a problem ends
@@ -13,6 +15,7 @@ runs to its end and stays available for follow-ups.
 
 from __future__ import annotations
 
+import logging
 import math
 import secrets
 import time
@@ -22,6 +25,7 @@ import msgspec
 
 from adapter.api.common.sse import ServerSentEvent
 from adapter.api.openai import chat_render as render
+from adapter.api.openai import housekeeping
 from adapter.api.openai.chat_refs import conversation_job_ids, job_ref, last_user_message
 from adapter.api.openai.errors import OpenAIError, from_engine, invalid, unknown_model
 from adapter.api.openai.image_inputs import MAX_INPUT_IMAGES, ImageInputs
@@ -58,6 +62,8 @@ from adapter.media.store import image_url
 
 MAX_PROMPT_CHARS = 6000
 PREVIEW_MIN_PROGRESS = 30  # earlier previews are mostly noise
+
+log = logging.getLogger(__name__)
 
 
 class ChatTurn(msgspec.Struct, kw_only=True):
@@ -118,10 +124,13 @@ class ChatServing:
         spec = self.catalog.resolve(req.model)
         if spec is None:
             raise unknown_model(req.model, self.catalog.names())
+        turn_id, created, model = f"chatcmpl-{secrets.token_hex(12)}", int(time.time()), req.model or spec.id
+        if (chore := housekeeping.recognise(req)) is not None:
+            # the UI's own title / tags / follow-ups request: answered from the conversation, no job
+            log.info("chat housekeeping: %s request answered without a job (signals: %s)", chore.kind.value, ", ".join(chore.signals))
+            return ChatTurn(id=turn_id, created=created, model=model, user_text=chore.instruction, answer=housekeeping.answer(chore))
         last = last_user_message(req.messages)
-        turn = ChatTurn(
-            id=f"chatcmpl-{secrets.token_hex(12)}", created=int(time.time()), model=req.model or spec.id, user_text=last.text
-        )
+        turn = ChatTurn(id=turn_id, created=created, model=model, user_text=last.text)
         cmd = parse_chat_command(last.text, image_count=len(last.image_urls))
         if cmd.kind in ("help", "vary_region_unsupported"):
             turn.answer = cmd.prompt
