@@ -129,6 +129,10 @@ def test_stream_shows_progress_then_the_final_image(client: openai.OpenAI) -> No
     assert abs(grid.width / grid.height - 3 / 2) < 0.05
     assert "`U1` `U2` `U3` `U4`" in text and "`V4`" in text and "✅ done" in text
     assert ref(text) in grid_url
+    # links to the four images, labelled so that Open WebUI does not take them for citations
+    tiles = re.findall(r"\[Image (\d)\]\((http[^)\s]+)\)", text)
+    assert [n for n, _ in tiles] == ["1", "2", "3", "4"] and not re.search(r"(?<![\\!])\[\d", text)
+    assert all(fetch_png(u).width < grid.width for _, u in tiles)
 
 
 def test_raw_stream_wire_format(server: ServerProcess) -> None:

@@ -4,6 +4,7 @@ an answer, request reading, mask conversion, recognising our own results."""
 from __future__ import annotations
 
 import io
+import re
 
 import msgspec
 import pytest
@@ -72,7 +73,7 @@ def test_visible_reference_round_trips() -> None:
 
 
 def test_references_and_urls_in_order_each_once() -> None:
-    text = f"{job_ref(J1)}\n\n![x]({url(J2)})\n\n[1]({url(J2, '1.png', 'b' * 26)}) and then {url(J3)}."
+    text = f"{job_ref(J1)}\n\n![x]({url(J2)})\n\n[Image 1]({url(J2, '1.png', 'b' * 26)}) and then {url(J3)}."
     assert job_ids_in_text(text) == [J1, J2, J3]
 
 
@@ -112,7 +113,10 @@ def test_conversation_newest_assistant_first_users_ignored() -> None:
 
 
 def test_md_escape_keeps_prompts_literal() -> None:
-    assert render.md_escape("a *bold* [link](x) <b>|") == r"a \*bold\* \[link\](x) \<b\>\|"
+    # `]` stays bare: `\[...\]` is display math in LobeChat and NextChat, and with `[` escaped
+    # no link can form; `$` is escaped: `$...$` is math in all three UIs
+    assert render.md_escape("a *bold* [link](x) <b>| $5") == r"a \*bold\* \[link](x) \<b\>\| \$5"
+    assert render.md_escape("a [red] car, a \\[b\\] c") == r"a \[red] car, a \\\[b\\] c"
     assert render.md_escape("two\nlines  spaced") == "two lines spaced"
 
 
@@ -147,9 +151,34 @@ def test_result_block_keeps_the_grid_as_one_image() -> None:
     job = grid_job(final_prompt="a fox [in] (snow) --ar 3:2 --fast")
     text = render.result_block(job, "http://h/grid.png", [f"http://h/{i}.png" for i in range(1, 5)])
     assert text.startswith("![a fox in snow --ar 3:2](http://h/grid.png)\n\n")
-    assert "Full size: [1](http://h/1.png) · [2](http://h/2.png) · [3](http://h/3.png) · [4](http://h/4.png)" in text
+    assert "Full size: [Image 1](http://h/1.png) · [Image 2](http://h/2.png) · [Image 3](http://h/3.png) · [Image 4](http://h/4.png)" in text
     assert render.result_block(job, None, []) == ""
     assert "Full size" not in render.result_block(single_job(), "http://h/u.png", [])
+
+
+# Open WebUI's citation extension takes `[` + digit (not after `\` or `!`) before any link rule
+OWUI_CITATION = re.compile(r"(?<![\\!])\[\d")
+LINK = re.compile(r"(?<![\\!])\[([^\]]*)\]\(")
+
+
+def test_no_link_label_is_a_bare_digit_and_no_math_opens() -> None:
+    """An answer renders the same in Open WebUI, LobeChat and NextChat: no `[1]`-style label
+    (a citation marker in Open WebUI), no `\\[`...`\\]` / `\\(`...`\\)` (math in LobeChat and
+    NextChat), no bare `$` (math in all three), whatever the prompt holds."""
+    prompt = "poster [2] of 1990 [3, 4], $5 deal (x) [1#a] --ar 3:2"
+    job = grid_job(prompt=prompt, final_prompt=prompt + " --fast")
+    tiles = [f"http://h/{i}.png" for i in range(1, 5)]
+    text = (
+        render.header(job)
+        + render.result_block(job, "http://h/grid.png", tiles)
+        + render.follow_ups_line(["U1", "U2", "U3", "U4", "🔄", "V1", "V2", "V3", "V4"], grid=True)
+        + render.numbered(["1️⃣ [3] cats for $4 --ar 1:1", "2️⃣ [12](x) dogs"])
+    )
+    assert not OWUI_CITATION.search(text), text
+    assert LINK.findall(text) == ["Image 1", "Image 2", "Image 3", "Image 4"]
+    assert all(not label[:1].isdigit() for label in LINK.findall(text))
+    assert "\\]" not in text and "\\(" not in text
+    assert not re.search(r"(?<!\\)\$", text), text
 
 
 def test_follow_ups_line_groups_like_the_buttons() -> None:

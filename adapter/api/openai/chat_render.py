@@ -1,4 +1,4 @@
-"""The markdown a chat answer is made of: a header naming the job, a progress line that grows as
+r"""The markdown a chat answer is made of: a header naming the job, a progress line that grows as
 deltas arrive, at most one preview, the result image(s) at our stable URLs, and one compact line
 of the follow-ups the result supports.
 
@@ -6,6 +6,17 @@ Chat UIs render the concatenation of every delta as one markdown document, so ea
 written to read well wherever the stream stops: the header (with the job reference) comes first,
 blocks are separated by blank lines, and nothing a UI would show as raw syntax is left open.
 Pure code: URLs are passed in, nothing is fetched.
+
+The markdown is the part the three big UIs agree on. Their own rules, read from their sources:
+- Open WebUI (marked) runs a citation extension before links: `[` followed by a digit starts a
+  citation (`[1]`, `[1,2]`, `[1#x]`; src/lib/utils/marked/citation-extension.ts), so
+  `[1](url)` shows as a source marker and a bare URL. Link labels here start with a word.
+- LobeChat (@lobehub/ui: react-markdown, remark-gfm, remark-math) turns `[n]` into citation
+  links when a message carries search citations, and `\[...\]` / `\(...\)` into math.
+- NextChat (react-markdown, remark-gfm, remark-math) turns `\[...\]` / `\(...\)` into math
+  too (escapeBrackets in app/components/markdown.tsx), and `$...$` is math in all three.
+So prompt text escapes `[` but not `]` (an escaped opener already makes a link impossible, and
+`\]` would close a formula), and escapes `$`.
 """
 
 from __future__ import annotations
@@ -37,8 +48,9 @@ _TITLES: dict[Action, tuple[str, str]] = {
 }
 _INDEXED = (Action.UPSCALE, Action.VARIATION)
 
-# Characters that would turn prompt text into markup (emphasis, links, html, tables, code).
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~#])")
+# Characters that would turn prompt text into markup (emphasis, links, html, tables, code, math).
+# `]` stays bare: see above.
+_MD_SPECIAL = re.compile(r"([\\`*_\[<>|~#$])")
 _KEYCAP = re.compile(r"^\s*(?:\d\ufe0f?\u20e3|\d[.)])\s*")
 
 
@@ -48,8 +60,8 @@ def md_escape(text: str) -> str:
 
 
 def _alt(text: str, limit: int = 80) -> str:
-    # image alt text: no brackets or newlines, short
-    clean = " ".join(re.sub(r"[\[\]()<>`*_|\\]", " ", text).split())
+    # image alt text: no brackets, math or newlines, short
+    clean = " ".join(re.sub(r"[\[\]()<>`*_|\\$]", " ", text).split())
     return (clean[: limit - 1] + "…") if len(clean) > limit else (clean or "image")
 
 
@@ -119,6 +131,12 @@ def preview_block(url: str, progress: int) -> str:
     return f"![Preview at {progress}%]({url})"
 
 
+def tile_link(index: int, url: str) -> str:
+    """A link to one image of a grid, labelled "Image N" (N as in UN / VN): a label that starts
+    with a digit is a citation marker in Open WebUI, not a link."""
+    return f"[Image {index}]({url})"
+
+
 def result_block(job: Job, image_url: str | None, tile_urls: Sequence[str]) -> str:
     """The result image (a grid stays one image, so U1-U4 keep their meaning) and, for a grid,
     links to its four images."""
@@ -127,7 +145,7 @@ def result_block(job: Job, image_url: str | None, tile_urls: Sequence[str]) -> s
     alt = _alt(strip_flags(job.final_prompt or job.prompt, *MODE_FLAGS) or job.action.value.lower())
     out = f"![{alt}]({image_url})\n\n"
     if len(tile_urls) > 1:
-        links = " · ".join(f"[{i}]({u})" for i, u in enumerate(tile_urls, start=1))
+        links = " · ".join(tile_link(i, u) for i, u in enumerate(tile_urls, start=1))
         out += f"Full size: {links}\n\n"
     return out
 
