@@ -8,7 +8,8 @@ Midjourney turn needs (`ChatRequest`).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Sequence
+from typing import Annotated, Literal, Protocol
 
 import msgspec
 
@@ -75,26 +76,47 @@ class ChatRequest(msgspec.Struct, frozen=True, kw_only=True):
     user: str | None = None
 
 
-def _message(raw: ChatMessage, index: int) -> ChatMessageIn:
-    content = raw.content
-    if content is None or isinstance(content, str):
-        return ChatMessageIn(role=raw.role, text=content or "")
+class _Part(Protocol):
+    type: str
+    text: str | None
+    image_url: ImageURL | str | None
+
+
+TEXT_PARTS = ("text", "input_text")
+IMAGE_PARTS = ("image_url", "input_image")
+
+
+def join_parts(
+    content: Sequence[str | _Part], where: str, param: str, *, text_types: tuple[str, ...] = TEXT_PARTS, no_url_hint: str = ""
+) -> tuple[str, tuple[str, ...]]:
+    """Content parts -> (their texts joined, their image URLs). Shared by Chat Completions and
+    the Responses API, which name the same parts a little differently; other kinds of part
+    (audio, files, refusals) carry nothing Midjourney can use and are skipped. `where` names
+    the content in errors ("messages[2].content"), `param` is the request field at fault."""
     texts: list[str] = []
     urls: list[str] = []
     for j, part in enumerate(content):
         if isinstance(part, str):
             texts.append(part)
-        elif part.type in ("text", "input_text"):
+        elif part.type in text_types:
             if part.text is None:
-                raise invalid(f"messages[{index}].content[{j}].text is required for a {part.type} part.", "messages")
+                raise invalid(f"{where}[{j}].text is required for a {part.type} part.", param)
             texts.append(part.text)
-        elif part.type in ("image_url", "input_image"):
+        elif part.type in IMAGE_PARTS:
             ref = part.image_url
             url = ref.url if isinstance(ref, ImageURL) else ref
             if not url or not url.strip():
-                raise invalid(f"messages[{index}].content[{j}].image_url.url must be a non-empty string (an http(s) or data URL).", "messages")
+                raise invalid(no_url_hint or f"{where}[{j}].image_url.url must be a non-empty string (an http(s) or data URL).", param)
             urls.append(url.strip())
-    return ChatMessageIn(role=raw.role, text="\n".join(t for t in texts if t), image_urls=tuple(urls))
+    return "\n".join(t for t in texts if t), tuple(urls)
+
+
+def _message(raw: ChatMessage, index: int) -> ChatMessageIn:
+    content = raw.content
+    if content is None or isinstance(content, str):
+        return ChatMessageIn(role=raw.role, text=content or "")
+    text, urls = join_parts(content, f"messages[{index}].content", "messages")
+    return ChatMessageIn(role=raw.role, text=text, image_urls=urls)
 
 
 def parse_chat_request(req: ChatCompletionRequest) -> ChatRequest:

@@ -24,7 +24,7 @@ import msgspec
 from adapter.api.common.bodies import SIZE_PATTERN, ImageRef, Name, Text
 from adapter.api.openai.chat_refs import job_ref
 from adapter.api.openai.errors import invalid
-from adapter.api.openai.protocol_chat import ImageURL, ChatMessageIn
+from adapter.api.openai.protocol_chat import IMAGE_PARTS, TEXT_PARTS, ChatMessageIn, ImageURL, join_parts
 
 MAX_ITEMS = 1000
 MAX_PARTS = 64
@@ -146,23 +146,11 @@ class ResponseInput(msgspec.Struct, frozen=True, kw_only=True):
 def _parts(content: str | list[InputContent] | None, index: int) -> tuple[str, tuple[str, ...]]:
     if content is None or isinstance(content, str):
         return content or "", ()
-    texts: list[str] = []
-    urls: list[str] = []
+    where = f"input[{index}].content"
     for j, part in enumerate(content):
-        where = f"input[{index}].content[{j}]"
-        if part.type in ("input_text", "output_text", "text"):
-            if part.text is None:
-                raise invalid(f"{where}.text is required for an {part.type} part.", "input")
-            texts.append(part.text)
-        elif part.type in ("input_image", "image_url"):
-            ref = part.image_url
-            url = ref.url if isinstance(ref, ImageURL) else ref
-            if not url or not url.strip():
-                if part.file_id:
-                    raise invalid(f"{where}: file ids are not supported here; send the image as image_url (an http(s) or data URL).", "input")
-                raise invalid(f"{where}.image_url must be a non-empty string (an http(s) or data URL).", "input")
-            urls.append(url.strip())
-    return "\n".join(t for t in texts if t), tuple(urls)
+        if part.type in IMAGE_PARTS and part.file_id and not part.image_url:
+            raise invalid(f"{where}[{j}]: file ids are not supported here; send the image as image_url (an http(s) or data URL).", "input")
+    return join_parts(content, where, "input", text_types=(*TEXT_PARTS, "output_text"))
 
 
 def parse_input(req: ResponseCreateRequest) -> ResponseInput:
