@@ -18,7 +18,6 @@ with one and the same error (`uniform_errors`), so it cannot be used as a port s
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import logging
 import re
