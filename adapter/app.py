@@ -18,6 +18,8 @@ from adapter.api.common.auth import KeyRing
 from adapter.api.common.bodies import json_body_limit
 from adapter.api.common.browser import LoopbackCors, browser_guard
 from adapter.api.context import ApiContext
+from adapter.api.mcp.endpoint import McpEndpoint
+from adapter.api.mcp.tools import McpTools
 from adapter.api.mjproxy.hooks import build_webhooks
 from adapter.api.mjproxy.router import mj_routers
 from adapter.api.mjproxy.serving import MjServing
@@ -152,6 +154,8 @@ def image_store(settings: Settings) -> ImageStore:
 
 
 def create_app(settings: Settings) -> Litestar:
+    mcp = McpEndpoint(KeyRing(settings.api_keys, settings.admin_keys), settings.image_base_url())
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
@@ -256,6 +260,7 @@ def create_app(settings: Settings) -> Litestar:
                 simulator_url=demo_info.get("simulator_url"),
             )
             app.state.ctx = ctx
+            await stack.enter_async_context(mcp.running(McpTools(service, image_inputs, images, settings.timeouts)))
             app.state.begin_shutdown = service.begin_shutdown
             for st in scheduler.statuses():
                 log.info("account %s (%s): %s%s", st.id, st.kind, st.state.value, f" - {st.reason}" if st.reason else "")
@@ -268,7 +273,7 @@ def create_app(settings: Settings) -> Litestar:
     )
     keyless = KeyRing(settings.api_keys, settings.admin_keys).open
     return Litestar(
-        route_handlers=[openai_routes, *mj_routers(), healthz, readyz, metrics, image_file],
+        route_handlers=[openai_routes, *mj_routers(), healthz, readyz, metrics, image_file, mcp.route()],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         # keyless (loopback only): pages on this machine only, refused origins get no CORS headers

@@ -1,4 +1,4 @@
-"""`mj-adapter serve | simulator | imagine | accounts | openapi`."""
+"""`mj-adapter serve | simulator | imagine | accounts | mcp | openapi`."""
 
 from __future__ import annotations
 
@@ -272,6 +272,28 @@ def cmd_accounts(args: argparse.Namespace) -> int:
     return 0
 
 
+def mcp_url(base: str) -> str:
+    """The /mcp endpoint of the server whose /v1 URL is `base`."""
+    root = base.rstrip("/")
+    if root.endswith("/v1"):
+        root = root[: -len("/v1")]
+    return root + "/mcp"
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """The MCP tools over stdio for desktop agents. Each tool call is forwarded to the running
+    server's /mcp endpoint (with the key), so the tools are exactly the server's, and this
+    process keeps no jobs of its own: they live in the server, visible to /v1 and /mj."""
+    import anyio
+
+    from adapter.api.mcp.server import RemoteRunner, build_server
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)  # stdout carries the protocol
+    server = build_server(RemoteRunner(mcp_url(_client_base(args)), _client_headers(args)))
+    anyio.run(server.run_stdio_async)
+    return 0
+
+
 def cmd_openapi(args: argparse.Namespace) -> int:
     from adapter.openapi_spec import spec_json
 
@@ -297,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--accounts", type=int, default=2)
     sim.set_defaults(fn=cmd_simulator)
 
-    for name, fn, text in (("imagine", cmd_imagine, "generate images through a running server"), ("accounts", cmd_accounts, "show, pause or resume the accounts of a running server")):
+    for name, fn, text in (("imagine", cmd_imagine, "generate images through a running server"), ("accounts", cmd_accounts, "show, pause or resume the accounts of a running server"), ("mcp", cmd_mcp, "serve the MCP tools over stdio (for desktop agents), backed by a running server")):
         p = sub.add_parser(name, help=text)
         if name == "accounts":
             p.add_argument("action", nargs="?", choices=("list", "pause", "resume"), default="list")
