@@ -8,6 +8,14 @@ an older state of a task after a newer one, even while an earlier delivery is be
 exponential backoff and jitter. The payload is rendered once, when the event happens, by a
 function the app supplies (the /mj task view): this module does not know the wire format.
 
+Several replicas on one shared store each run a dispatcher over the same outbox. Every delivery
+attempt is claimed first (`JobStore.outbox_claim`, owner = this dispatcher's replica id) for a
+time well above the delivery timeout, and a delivery is cut off before its claim ends: so one
+replica, and one only, is sending a given item at any moment. A replica that dies mid-delivery
+leaves its claim to expire; then another one takes the item over (at least once toward
+receivers stays the contract). A replica that shuts down cleanly releases the claims of the
+deliveries it cut off, so they go out again at once.
+
 Hook URLs are caller input, so delivery follows the same address rules as image fetching: the
 host is resolved here, private/loopback/link-local targets are refused unless the operator
 allow-listed them, and the request goes to exactly the checked address.
@@ -25,6 +33,7 @@ import logging
 import os
 import random
 import secrets
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -233,6 +242,27 @@ class WebhookOptions(msgspec.Struct, frozen=True, kw_only=True):
     allow_hosts: tuple[str, ...] = ()
     max_parallel: int = 8  # deliveries in flight at once (each to a different task queue)
     idle_poll_seconds: float = 1.0  # also picks up items other replicas added to a shared store
+    # how long a replica holds an item for one delivery attempt; None: claim_seconds_for(timeout)
+    claim_seconds: float | None = None
+
+    def claim_time(self) -> float:
+        return self.claim_seconds if self.claim_seconds is not None else claim_seconds_for(self.timeout_seconds)
+
+
+def claim_seconds_for(timeout_seconds: float) -> float:
+    """A claim comfortably longer than one delivery: the transport's timeout applies per phase
+    (connect, write, read) and per address tried, and a slow store adds its own round trips."""
+    return max(60.0, 4 * timeout_seconds + 30.0)
+
+
+# a delivery is cut off this long (at most a quarter of the claim) before its claim ends, so no
+# other replica can have taken the item over while this one is still sending it
+_CLAIM_MARGIN_SECONDS = 10.0
+
+
+def default_replica_id() -> str:
+    """host:pid plus a few random characters (two dispatchers in one process stay distinct)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 Render = Callable[[Job], bytes]
@@ -281,8 +311,14 @@ class WebhookDispatcher:
         *,
         transport: HookTransport | None = None,
         rng: random.Random | None = None,
+        replica_id: str | None = None,
     ) -> None:
         self.store = store
+        # the owner of this dispatcher's outbox claims: unique per process (and per instance)
+        self.replica_id = replica_id or default_replica_id()
+        self._claim_ms = max(1, int(options.claim_time() * 1000))
+        # a delivery must end before its claim does
+        self._send_seconds = options.claim_time() - min(_CLAIM_MARGIN_SECONDS, options.claim_time() / 4)
         self.render = render
         self.options = options
         # a callable is asked once, on the first delivery (a generated secret is only made when
@@ -297,6 +333,9 @@ class WebhookDispatcher:
         self._wake = asyncio.Event()
         self._retries: list[int] = []  # heap of next_attempt_ms this process scheduled
         self._inflight: dict[str, asyncio.Task[None]] = {}
+        # items this dispatcher holds a claim on and has not recorded an outcome for: id -> the
+        # item as it was before the claim (released back to that at shutdown)
+        self._held: dict[str, OutboxItem] = {}
         # deliveries that ended since the current outbox read began: that read may predate their
         # outcome (a store with several connections answers it concurrently), so it must not
         # start them again - a second POST of an item already delivered, possibly after the
@@ -338,7 +377,23 @@ class WebhookDispatcher:
         if inflight:
             await asyncio.wait(inflight, timeout=2.0)
         await _stop_tasks(inflight, "webhook delivery", report=False)  # _done reported them
+        await self._release_claims()
         await self._transport.aclose()
+
+    async def _release_claims(self) -> None:
+        """Give back the claims of deliveries cut off at shutdown, so another replica (or the
+        next start) sends them at once instead of after the claim's end. Only claims still ours:
+        an item whose outcome was recorded meanwhile, or that was taken over, is left alone."""
+        held, self._held = list(self._held.values()), {}
+        if not held:
+            return
+        try:
+            async with asyncio.timeout(2.0):
+                for item in held:
+                    released = msgspec.structs.replace(item, claimed_by=None, claimed_until_ms=0)
+                    await self.store.outbox_update(released, expect_owner=self.replica_id)
+        except (TimeoutError, Exception) as exc:
+            log.warning("webhooks: could not release every claim at shutdown (they expire): %s", exc)
 
     # --- observing (a JobBus listener: synchronous, never blocks) -----------------------------
 
@@ -449,17 +504,34 @@ class WebhookDispatcher:
             "webhook-signature": sign(self.key(), item.id, timestamp, item.body),
         }
 
-    async def _deliver(self, item: OutboxItem) -> None:
-        status: int | None = None
-        permanent = False
+    async def _deliver(self, due: OutboxItem) -> None:
         if self._key is None and callable(self._secret):
             # a generated secret is read or written on disk: not on the event loop
             self._key = signing_key(await asyncio.to_thread(self._secret))
+        # one replica per attempt: another one may have claimed (or delivered) it since the read
+        now = now_ms()
         try:
-            status = await self._transport.post(item.url, item.body, self.headers(item, int(time.time())))
+            claimed = await self.store.outbox_claim(due.id, self.replica_id, now + self._claim_ms, now)
+        except Exception as exc:
+            log.warning("webhooks: cannot claim %s: %s", due.id, exc)
+            return
+        if claimed is None:
+            return
+        self._held[due.id] = due
+        await self._attempt(claimed)
+        self._held.pop(due.id, None)  # not reached when cut off: close() releases the claim
+
+    async def _attempt(self, item: OutboxItem) -> None:
+        status: int | None = None
+        permanent = False
+        try:
+            async with asyncio.timeout(self._send_seconds):
+                status = await self._transport.post(item.url, item.body, self.headers(item, int(time.time())))
             error = None if 200 <= status < 300 else f"HTTP {status}"
         except HookError as exc:
             error, permanent = exc.message, exc.permanent
+        except TimeoutError:
+            error = "the delivery took longer than its claim"
         except Exception as exc:  # never let one delivery stop the loop
             log.exception("webhooks: delivery of %s crashed", item.id)
             error = f"internal error ({type(exc).__name__})"
@@ -471,6 +543,7 @@ class WebhookDispatcher:
             self.failed_attempts += 1
             item.attempts += 1
             item.last_error = error
+            item.claimed_by, item.claimed_until_ms = None, 0  # the outcome ends the claim
             now = now_ms()
             delay_ms = int(backoff_delay(item.attempts, self.options.backoff_seconds, self.options.backoff_max_seconds, self._rng) * 1000)
             expired = now + delay_ms > item.created_ms + int(self.options.retry_seconds * 1000)
@@ -482,7 +555,9 @@ class WebhookDispatcher:
                 item.next_attempt_ms = now + delay_ms
                 heapq.heappush(self._retries, item.next_attempt_ms)
                 log.info("webhooks: %s for job %s failed (%s); retry in %.1f s", item.id, item.job_id, error, delay_ms / 1000)
-            await self.store.outbox_update(item)
+            if not await self.store.outbox_update(item, expect_owner=self.replica_id):
+                log.info("webhooks: the outcome of %s was not recorded: delivered, deleted or taken over meanwhile", item.id)
         except Exception as exc:
-            # the item stays as it was in the store: it is tried again (at least once)
+            # the item stays as it was in the store, claimed: it is tried again (at least once)
+            # when the claim ends
             log.warning("webhooks: cannot record the outcome of %s: %s", item.id, exc)

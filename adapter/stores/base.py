@@ -73,6 +73,9 @@ class OutboxItem(msgspec.Struct, kw_only=True):
     pending item with the lowest seq, so a receiver never sees "completed" before "progress"
     even when an earlier delivery is being retried with backoff. Items that are done or dead no
     longer hold the queue back.
+
+    `claimed_by` / `claimed_until_ms`: the replica that holds the item for one delivery attempt
+    and until when (see `JobStore.outbox_claim`); None / 0 when nobody does.
     """
 
     id: str
@@ -85,6 +88,8 @@ class OutboxItem(msgspec.Struct, kw_only=True):
     attempts: int = 0
     last_error: str | None = None
     state: OutboxState = "pending"
+    claimed_by: str | None = None
+    claimed_until_ms: int = 0
 
 
 StatusFilter = JobStatus | Sequence[JobStatus] | None
@@ -178,11 +183,30 @@ class JobStore(Protocol):
         """Pending items with next_attempt_ms <= now_ms that head their (job_id, url) queue,
         ordered by (next_attempt_ms, id)."""
 
-    async def outbox_update(self, item: OutboxItem) -> None:
-        """Rewrite an item whole (attempts, next_attempt_ms, last_error, state). A missing item
-        is left missing (it was deleted meanwhile): nothing is written."""
+    async def outbox_claim(self, item_id: str, owner: str, until_ms: int, now_ms: int) -> OutboxItem | None:
+        """Take an item for one delivery attempt, atomically: only if it is pending, due
+        (next_attempt_ms <= now_ms), heads its (job_id, url) queue and is unclaimed or its claim
+        has expired (claimed_until_ms <= now_ms). The claim sets claimed_by = owner,
+        claimed_until_ms = until_ms and defers the item to the claim's end (next_attempt_ms =
+        until_ms), so while it holds, the item is not returned by `outbox_due` to anybody and
+        cannot be claimed again, and later items of its queue stay behind it (it is still the
+        pending head). When the claim expires without an outcome (the owner died), the item is
+        due again and any owner may claim it. Returns the item as now stored, or None when the
+        item is missing or any condition does not hold. Of two owners racing for one item,
+        exactly one gets it.
 
-    async def outbox_delete(self, item_id: str) -> None: ...
+        The owner ends its claim with `outbox_update(..., expect_owner=owner)` (retry / dead) or
+        `outbox_delete` (delivered)."""
+
+    async def outbox_update(self, item: OutboxItem, *, expect_owner: str | None = None) -> bool:
+        """Rewrite an item whole (attempts, next_attempt_ms, last_error, state, and the claim
+        fields as the item carries them: None / 0 releases a claim). A missing item is left
+        missing (it was deleted meanwhile): nothing is written. With `expect_owner`, only if the
+        stored item is claimed by that owner (expired or not): a replica whose claim was taken
+        over does not overwrite the outcome of the one that took it. True if written."""
+
+    async def outbox_delete(self, item_id: str) -> None:
+        """Remove an item, whoever holds a claim on it (a delivered event is delivered)."""
 
     async def outbox_purge(self, before_ms: int) -> int:
         """Delete the done and dead items created before the cut-off (exclusive); pending items

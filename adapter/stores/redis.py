@@ -16,8 +16,10 @@ Key layout, everything under `<prefix>:` so several deployments (or test runs) s
     idx:fp:<len>:<owner>:<fp>     zset  "
     counts                        hash  "<status>|<action>" -> number of jobs
     ob:item:<id>                  hash  d = msgpack OutboxItem, q = its queue key, s = its state,
-                                        j = its job's ob:job key
-    ob:due                        zset  pending item ids scored by next_attempt_ms
+                                        j = its job's ob:job key, c = the replica holding a claim
+                                        on it ("" or absent: none; the claim's end is in d)
+    ob:due                        zset  pending item ids scored by next_attempt_ms (a claim moves
+                                        its item to the claim's end, so it is not due meanwhile)
     ob:q:<len>:<job id>:<url>     zset  pending item ids of one (job, url) scored by seq
     ob:closed                     zset  done / dead item ids scored by created_ms (for purging)
     ob:job:<job id>               set   every item id of one job (deleted with the job)
@@ -47,6 +49,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import msgspec
 import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
 
@@ -148,12 +151,16 @@ _OUTBOX_WRITE = """
 local item_key, due_key, queue_key, id, blob, state, next_ms, seq, mode =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local closed_key, created_ms, job_items_key = ARGV[10], ARGV[11], ARGV[12]
-local old = redis.call('HMGET', item_key, 'q', 'j')
+local claimed_by, expect_owner = ARGV[13], ARGV[14]
+local old = redis.call('HMGET', item_key, 'q', 'j', 'c')
 if mode == 'add' and old[1] then
   return 0
 end
 if mode == 'update' then
   if not old[1] then
+    return 0
+  end
+  if expect_owner ~= '' and old[3] ~= expect_owner then
     return 0
   end
   redis.call('ZREM', old[1], id)
@@ -163,7 +170,7 @@ if mode == 'update' then
     redis.call('SREM', old[2], id)
   end
 end
-redis.call('HSET', item_key, 'd', blob, 'q', queue_key, 's', state, 'j', job_items_key)
+redis.call('HSET', item_key, 'd', blob, 'q', queue_key, 's', state, 'j', job_items_key, 'c', claimed_by)
 redis.call('SADD', job_items_key, id)
 if state == 'pending' then
   redis.call('ZADD', due_key, next_ms, id)
@@ -171,6 +178,37 @@ if state == 'pending' then
 else
   redis.call('ZADD', closed_key, created_ms, id)
 end
+return 1
+"""
+
+# Claims an item for one delivery attempt if the record is still the one read (`expected`:
+# compare-and-set on the blob, which carries the current claim's end) and the item is pending,
+# due and heads its queue. The claim defers the item to its end in ob:due. 1 = claimed,
+# 0 = not claimable (or missing), -1 = the record changed since it was read.
+_OUTBOX_CLAIM = """
+local item_key, due_key, id, expected, blob, owner, until_ms, now_ms =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
+local old = redis.call('HMGET', item_key, 'd', 's', 'q')
+if not old[1] then
+  return 0
+end
+if old[1] ~= expected then
+  return -1
+end
+if (old[2] and old[2] ~= 'pending') or not old[3] then
+  return 0
+end
+local due = redis.call('ZSCORE', due_key, id)
+if not due or tonumber(due) > now_ms then
+  return 0
+end
+local head = redis.call('ZRANGE', old[3], 0, 0, 'WITHSCORES')
+local mine = redis.call('ZSCORE', old[3], id)
+if not mine or not head[2] or tonumber(mine) > tonumber(head[2]) then
+  return 0
+end
+redis.call('HSET', item_key, 'd', blob, 'c', owner)
+redis.call('ZADD', due_key, until_ms, id)
 return 1
 """
 
@@ -426,6 +464,7 @@ class RedisJobStore:
         self._find_job = client.register_script(_FIND_JOB)
         self._outbox_write = client.register_script(_OUTBOX_WRITE)
         self._outbox_del = client.register_script(_OUTBOX_DELETE)
+        self._outbox_claim_script = client.register_script(_OUTBOX_CLAIM)
         self._outbox_due_script = client.register_script(_OUTBOX_DUE)
         self._outbox_purge_script = client.register_script(_OUTBOX_PURGE)
         self._outbox_backfill = client.register_script(_OUTBOX_BACKFILL)
@@ -799,7 +838,7 @@ class RedisJobStore:
 
     # --- webhook outbox -----------------------------------------------------------------------
 
-    def _outbox_args(self, item: OutboxItem, mode: str) -> list[Any]:
+    def _outbox_args(self, item: OutboxItem, mode: str, expect_owner: str | None = None) -> list[Any]:
         return [
             self._outbox_key(item.id),
             self._k("ob", "due"),
@@ -813,6 +852,8 @@ class RedisJobStore:
             self._closed_key(),
             str(item.created_ms),
             self._job_items_key(item.job_id),
+            item.claimed_by or "",
+            expect_owner or "",
         ]
 
     async def outbox_add(self, item: OutboxItem) -> None:
@@ -837,10 +878,33 @@ class RedisJobStore:
             blobs = await self._outbox_due_script(keys=[], args=args, client=redis)
         return [decode_outbox(b) for b in blobs]
 
-    async def outbox_update(self, item: OutboxItem) -> None:
+    async def outbox_claim(self, item_id: str, owner: str, until_ms: int, now_ms: int) -> OutboxItem | None:
+        redis = self._redis
+        key = self._outbox_key(item_id)
+        for _ in range(5):  # the record changed between read and claim: read it again
+            async with self._errors():
+                blob = await redis.hget(key, "d")
+            if blob is None:
+                return None
+            current = decode_outbox(blob)
+            if current.claimed_until_ms > now_ms:
+                return None  # a live claim (the script checks that this is still the record)
+            claimed = msgspec.structs.replace(
+                current, claimed_by=owner, claimed_until_ms=until_ms, next_attempt_ms=until_ms
+            )
+            args = [key, self._k("ob", "due"), item_id, blob, encode_outbox(claimed), owner, str(until_ms), str(now_ms)]
+            async with self._errors():
+                outcome = int(await self._outbox_claim_script(keys=[], args=args, client=redis))
+            if outcome >= 0:
+                return claimed if outcome == 1 else None
+        return None
+
+    async def outbox_update(self, item: OutboxItem, *, expect_owner: str | None = None) -> bool:
         redis = self._redis
         async with self._errors():
-            await self._outbox_write(keys=[], args=self._outbox_args(item, "update"), client=redis)
+            return bool(
+                await self._outbox_write(keys=[], args=self._outbox_args(item, "update", expect_owner), client=redis)
+            )
 
     async def outbox_delete(self, item_id: str) -> None:
         redis = self._redis

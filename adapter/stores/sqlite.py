@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar
 
+import msgspec
+
 from adapter.domain.jobs import Job, JobStatus
 from adapter.stores.base import (
     FINISHED_STATUSES,
@@ -92,6 +94,8 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX outbox_closed ON outbox (created_ms) WHERE state != 'pending'",
         "CREATE INDEX outbox_job ON outbox (job_id)",
     ),
+    # 3: outbox claims (one replica per delivery attempt); NULL = unclaimed
+    ("ALTER TABLE outbox ADD COLUMN claimed_by TEXT",),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -516,8 +520,8 @@ class SqliteJobStore:
         with _write(conn):
             try:
                 conn.execute(
-                    "INSERT INTO outbox (id, job_id, url, seq, state, next_attempt_ms, created_ms, data) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO outbox (id, job_id, url, seq, state, next_attempt_ms, created_ms, claimed_by, data) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         item.id,
                         item.job_id,
@@ -526,6 +530,7 @@ class SqliteJobStore:
                         item.state,
                         item.next_attempt_ms,
                         item.created_ms,
+                        item.claimed_by,
                         encode_outbox(item),
                     ),
                 )
@@ -557,15 +562,44 @@ class SqliteJobStore:
         )
         return [decode_outbox(data) for (data,) in rows]
 
-    async def outbox_update(self, item: OutboxItem) -> None:
-        await self._call(self._outbox_update_sync, item)
+    async def outbox_claim(self, item_id: str, owner: str, until_ms: int, now_ms: int) -> OutboxItem | None:
+        return await self._call(self._outbox_claim_sync, item_id, owner, until_ms, now_ms)
 
     @staticmethod
-    def _outbox_update_sync(conn: sqlite3.Connection, item: OutboxItem) -> None:
+    def _outbox_claim_sync(
+        conn: sqlite3.Connection, item_id: str, owner: str, until_ms: int, now_ms: int
+    ) -> OutboxItem | None:
         with _write(conn):
-            conn.execute(
+            row = conn.execute("SELECT data FROM outbox WHERE id = ?", (item_id,)).fetchone()
+            if row is None:
+                return None
+            current = decode_outbox(row[0])
+            if current.claimed_until_ms > now_ms:
+                return None  # a live claim (read under the write lock: nobody changes it now)
+            claimed = msgspec.structs.replace(
+                current, claimed_by=owner, claimed_until_ms=until_ms, next_attempt_ms=until_ms
+            )
+            # The conditions are checked on the row itself (not on what was just read), in the
+            # same write transaction. A live claim has deferred next_attempt_ms to its end, so
+            # `next_attempt_ms <= now` also means "unclaimed or claim expired".
+            cursor = conn.execute(
+                "UPDATE outbox SET claimed_by = ?, next_attempt_ms = ?, data = ? "
+                "WHERE id = ? AND state = 'pending' AND next_attempt_ms <= ? "
+                "AND NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p.state = 'pending' "
+                "  AND p.job_id = outbox.job_id AND p.url = outbox.url AND p.seq < outbox.seq)",
+                (owner, until_ms, encode_outbox(claimed), item_id, now_ms),
+            )
+            return claimed if cursor.rowcount == 1 else None
+
+    async def outbox_update(self, item: OutboxItem, *, expect_owner: str | None = None) -> bool:
+        return await self._call(self._outbox_update_sync, item, expect_owner)
+
+    @staticmethod
+    def _outbox_update_sync(conn: sqlite3.Connection, item: OutboxItem, expect_owner: str | None) -> bool:
+        with _write(conn):
+            cursor = conn.execute(
                 "UPDATE outbox SET job_id = ?, url = ?, seq = ?, state = ?, next_attempt_ms = ?, created_ms = ?, "
-                "data = ? WHERE id = ?",
+                "claimed_by = ?, data = ? WHERE id = ? AND (? IS NULL OR claimed_by = ?)",
                 (
                     item.job_id,
                     item.url,
@@ -573,10 +607,14 @@ class SqliteJobStore:
                     item.state,
                     item.next_attempt_ms,
                     item.created_ms,
+                    item.claimed_by,
                     encode_outbox(item),
                     item.id,
+                    expect_owner,
+                    expect_owner,
                 ),
             )
+            return cursor.rowcount == 1
 
     async def outbox_delete(self, item_id: str) -> None:
         await self._call(self._outbox_delete_sync, item_id)

@@ -40,6 +40,13 @@ class Receiver:
     def __init__(self, secret: str, port: int = 0) -> None:
         self.key = key_of(secret)
         self.status = 200  # what to answer; anything but 2xx plays a broken receiver
+        self.delay = 0.0  # seconds every request takes before it is answered (a slow receiver)
+        # the next `stalls` requests hang (up to 30 s) until `released` is set; they are recorded
+        # in `stalled_attempts`, not in `attempts` (their sender may be gone by then)
+        self.stalls = 0
+        self.stalled = threading.Event()  # set when a request starts hanging
+        self.released = threading.Event()
+        self.stalled_attempts: list[Attempt] = []
         self.attempts: list[Attempt] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -70,7 +77,19 @@ class Receiver:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 answer = receiver.status
                 with receiver._lock:
-                    receiver.attempts.append(Attempt(self.path, headers, body, answer, receiver._verify(headers, body)))
+                    stall = receiver.stalls > 0
+                    receiver.stalls -= int(stall)
+                if stall:
+                    attempt = Attempt(self.path, headers, body, answer, receiver._verify(headers, body))
+                    with receiver._lock:
+                        receiver.stalled_attempts.append(attempt)
+                    receiver.stalled.set()
+                    receiver.released.wait(30)
+                else:
+                    if receiver.delay:
+                        time.sleep(receiver.delay)
+                    with receiver._lock:
+                        receiver.attempts.append(Attempt(self.path, headers, body, answer, receiver._verify(headers, body)))
                 self.send_response(answer)
                 self.send_header("content-length", "0")
                 self.end_headers()
@@ -86,6 +105,7 @@ class Receiver:
 
     def stop(self) -> None:
         """Stop listening (connections are refused until start())."""
+        self.released.set()  # no handler thread keeps hanging
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from adapter.domain.actions import Action
-from adapter.domain.jobs import Job, JobStatus
+from adapter.domain.jobs import Job, JobStatus, now_ms
 from adapter.engine.webhooks import (
     HookTransport,
     WebhookDispatcher,
@@ -485,3 +485,109 @@ async def test_a_read_older_than_a_finished_delivery_does_not_send_it_again(stor
     finally:
         await d.close()
     assert len(receiver.snapshot()) == 1 and d.delivered == delivered == 1  # before the fix: 2
+
+
+# --- several replicas on one shared store: one delivery per attempt -----------------------------
+
+
+@pytest.fixture
+async def shared_redis(redis_url: str, redis_prefix: str) -> AsyncIterator[tuple[JobStore, JobStore]]:
+    """Two replicas' stores: separate connections, one Redis prefix."""
+    stores: list[JobStore] = [open_store(f"{redis_url}?prefix={redis_prefix}") for _ in range(2)]
+    for s in stores:
+        await s.open()
+    try:
+        yield stores[0], stores[1]
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def kill(d: WebhookDispatcher) -> None:
+    """The replica dies: its tasks stop where they are, nothing is written, no claim released."""
+    tasks = [t for t in (d._writer, d._loop, *d._inflight.values()) if t is not None]
+    for t in tasks:
+        t.cancel()
+    await asyncio.wait(tasks, timeout=5)
+    assert all(t.done() for t in tasks)
+    await d._transport.aclose()
+
+
+async def test_two_replicas_deliver_every_event_exactly_once(shared_redis: tuple[JobStore, JobStore], receiver: Receiver) -> None:
+    receiver.delay = 0.05  # deliveries overlap the other replica's outbox reads
+    a = WebhookDispatcher(shared_redis[0], render, options(), SECRET, replica_id="replica-a")
+    b = WebhookDispatcher(shared_redis[1], render, options(), SECRET, replica_id="replica-b")
+    await a.start()
+    await b.start()
+    jobs = [f"j_{n}" for n in range(8)]
+    try:
+        for n, job_id in enumerate(jobs):
+            for snap in lifecycle(job_id, receiver.base + "/hook"):
+                (a if n % 2 else b).observe(snap)
+        await eventually(lambda: a.delivered + b.delivered >= 5 * len(jobs), timeout=30)
+        await asyncio.sleep(0.5)  # room for a second delivery of anything, were one under way
+    finally:
+        await a.close()
+        await b.close()
+    accepted = receiver.accepted()
+    ids = [x.id for x in accepted]
+    assert len(ids) == 5 * len(jobs) and len(set(ids)) == len(ids), "an event was delivered twice"
+    assert receiver.snapshot() == accepted and a.delivered + b.delivered == len(ids)
+    for job_id in jobs:
+        assert states(accepted, job_id) == [("NOT_START", 0), ("SUBMITTED", 0), ("IN_PROGRESS", 15), ("IN_PROGRESS", 62), ("SUCCESS", 100)]
+    assert await shared_redis[0].outbox_due(10**15) == []
+
+
+async def test_a_replica_killed_mid_delivery_leaves_the_event_to_another_after_its_claim(
+    shared_redis: tuple[JobStore, JobStore], receiver: Receiver
+) -> None:
+    receiver.stalls = 1
+    a = WebhookDispatcher(shared_redis[0], render, options(claim_seconds=1.5), SECRET, replica_id="replica-a")
+    b = WebhookDispatcher(shared_redis[1], render, options(claim_seconds=1.5), SECRET, replica_id="replica-b")
+    await a.start()
+    try:
+        a.observe(Job(id="j_k", owner="", action=Action.IMAGINE, webhook_url=receiver.base + "/k"))
+        assert await asyncio.to_thread(receiver.stalled.wait, 10)  # a is sending; the receiver hangs
+        await b.start()  # b runs alongside while a is mid-delivery
+        held = (await shared_redis[1].outbox_due(10**15))[0]
+        assert held.claimed_by == "replica-a"
+        await asyncio.sleep(0.3)
+        assert receiver.snapshot() == []  # b does not touch an item a holds
+        await kill(a)
+        killed_at = now_ms()
+        await eventually(lambda: b.delivered == 1, timeout=10)
+        delivered_at = now_ms()
+    finally:
+        receiver.released.set()
+        await b.close()
+    # taken over only once a's claim had ended, and delivered once by b
+    assert delivered_at >= held.claimed_until_ms > killed_at
+    [attempt] = receiver.accepted()
+    assert attempt.id == receiver.stalled_attempts[0].id == held.id and attempt.signed_ok
+    assert await shared_redis[0].outbox_get(held.id) is None
+
+
+async def test_a_replica_shutting_down_releases_the_claims_it_cut_off(
+    shared_redis: tuple[JobStore, JobStore], receiver: Receiver
+) -> None:
+    receiver.stalls = 1
+    a = WebhookDispatcher(shared_redis[0], render, options(claim_seconds=60), SECRET, replica_id="replica-a")
+    b = WebhookDispatcher(shared_redis[1], render, options(claim_seconds=60), SECRET, replica_id="replica-b")
+    await a.start()
+    await b.start()
+    try:
+        a.observe(Job(id="j_s", owner="", action=Action.IMAGINE, webhook_url=receiver.base + "/s"))
+        assert await asyncio.to_thread(receiver.stalled.wait, 10)
+        [held] = await shared_redis[1].outbox_due(10**15)
+        assert held.claimed_by in ("replica-a", "replica-b")
+        first, other = (a, b) if held.claimed_by == "replica-a" else (b, a)
+        await first.close()  # cuts the hanging delivery off and gives its claim back
+        stored = await shared_redis[0].outbox_get(held.id)
+        assert stored is not None and stored.claimed_by is None and stored.attempts == 0
+        # the other replica sends it at once, long before the 60 s claim would have ended
+        await eventually(lambda: other.delivered == 1, timeout=10)
+    finally:
+        receiver.released.set()
+        await a.close()
+        await b.close()
+    assert [x.id for x in receiver.accepted()] == [held.id]

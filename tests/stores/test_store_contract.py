@@ -492,6 +492,107 @@ async def test_outbox_blocked_items_do_not_hide_later_heads(store: JobStore) -> 
     assert await store.outbox_due(T0 + 1, limit=5) == [ready]
 
 
+
+# --- outbox claims (one replica per delivery attempt) -----------------------------------------
+
+
+async def test_outbox_claim_takes_a_due_head_and_hides_it_until_the_claim_ends(store: JobStore) -> None:
+    it = item("c", 1, due=T0)
+    await store.outbox_add(it)
+    claimed = await store.outbox_claim(it.id, "replica-a", T0 + 5_000, T0)
+    expected = msgspec.structs.replace(it, claimed_by="replica-a", claimed_until_ms=T0 + 5_000, next_attempt_ms=T0 + 5_000)
+    assert claimed == expected
+    assert await store.outbox_get(it.id) == expected
+    # a claimed item is not due to anybody (its owner included) while the claim holds...
+    assert await store.outbox_due(T0 + 4_999) == []
+    # ...and cannot be claimed again, by another owner or the same one
+    assert await store.outbox_claim(it.id, "replica-b", T0 + 9_000, T0 + 4_999) is None
+    assert await store.outbox_claim(it.id, "replica-a", T0 + 9_000, T0 + 4_999) is None
+    assert await store.outbox_get(it.id) == expected
+    # at its end (the owner died without an outcome) the item is due again, and can be taken over
+    assert await store.outbox_due(T0 + 5_000) == [expected]
+    taken = await store.outbox_claim(it.id, "replica-b", T0 + 10_000, T0 + 5_000)
+    assert taken is not None and taken.claimed_by == "replica-b" and taken.claimed_until_ms == T0 + 10_000
+    assert await store.outbox_due(T0 + 9_999) == []
+
+
+async def test_outbox_claim_refuses_what_is_not_due_pending_or_a_head(store: JobStore) -> None:
+    first, second = item("q", 1, due=T0), item("q", 2, due=T0)
+    later = item("l", 1, due=T0 + 1_000)
+    await store.outbox_add(first)
+    await store.outbox_add(second)
+    await store.outbox_add(later)
+    assert await store.outbox_claim("missing", "a", T0 + 5_000, T0) is None
+    assert await store.outbox_claim(later.id, "a", T0 + 5_000, T0) is None  # not due yet
+    assert await store.outbox_claim(second.id, "a", T0 + 5_000, T0) is None  # behind first
+    # the head, claimed, still blocks its queue: neither due nor claimable behind it
+    assert await store.outbox_claim(first.id, "a", T0 + 5_000, T0) is not None
+    assert await store.outbox_due(T0 + 1_000) == [later]
+    assert await store.outbox_claim(second.id, "b", T0 + 5_000, T0 + 1_000) is None
+    # once the head is delivered, the next one is the head
+    await store.outbox_delete(first.id)
+    assert await store.outbox_claim(second.id, "b", T0 + 5_000, T0 + 1_000) is not None
+    dead = msgspec.structs.replace(later, state="dead")
+    await store.outbox_update(dead)
+    assert await store.outbox_claim(later.id, "a", T0 + 9_000, T0 + 2_000) is None  # not pending
+    assert await store.outbox_get(later.id) == dead
+
+
+async def test_outbox_claim_race_has_exactly_one_winner(store: JobStore, backend) -> None:
+    it = item("race", 1, due=T0)
+    await store.outbox_add(it)
+    other = backend.make()  # a second connection / replica on the same data
+    await other.open()
+    try:
+        claims = [
+            (store if n % 2 else other).outbox_claim(it.id, f"replica-{n}", T0 + 60_000, T0) for n in range(20)
+        ]
+        results = await asyncio.wait_for(asyncio.gather(*claims), 30)
+    finally:
+        await other.close()
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1
+    stored = await store.outbox_get(it.id)
+    assert stored == winners[0] and stored.claimed_by == f"replica-{results.index(winners[0])}"
+
+
+async def test_outbox_update_with_expect_owner_respects_the_claim(store: JobStore) -> None:
+    it = item("u", 1, due=T0)
+    await store.outbox_add(it)
+    a = await store.outbox_claim(it.id, "replica-a", T0 + 1_000, T0)
+    assert a is not None
+    # a's claim expires, b takes the item over; a's late outcome must not overwrite b's claim
+    b = await store.outbox_claim(it.id, "replica-b", T0 + 3_000, T0 + 1_000)
+    assert b is not None
+    late = msgspec.structs.replace(a, attempts=1, next_attempt_ms=T0 + 1_500, claimed_by=None, claimed_until_ms=0)
+    assert await store.outbox_update(late, expect_owner="replica-a") is False
+    assert await store.outbox_get(it.id) == b
+    assert await store.outbox_due(T0 + 2_999) == []
+    # b records its failure and releases the claim: due again at its retry time
+    retry = msgspec.structs.replace(b, attempts=1, last_error="HTTP 500", next_attempt_ms=T0 + 4_000, claimed_by=None, claimed_until_ms=0)
+    assert await store.outbox_update(retry, expect_owner="replica-b") is True
+    assert await store.outbox_get(it.id) == retry
+    assert await store.outbox_due(T0 + 4_000) == [retry]
+    # released: nobody holds it, so an update expecting an owner is refused; a plain one is not
+    assert await store.outbox_update(retry, expect_owner="replica-b") is False
+    assert await store.outbox_update(msgspec.structs.replace(retry, attempts=2)) is True
+    # a missing item stays missing either way
+    await store.outbox_delete(it.id)
+    assert await store.outbox_update(retry) is False
+    assert await store.outbox_update(retry, expect_owner="replica-b") is False
+    assert await store.outbox_get(it.id) is None
+
+
+async def test_outbox_delete_ends_a_claim(store: JobStore) -> None:
+    first, second = item("d", 1, due=T0), item("d", 2, due=T0)
+    await store.outbox_add(first)
+    await store.outbox_add(second)
+    assert await store.outbox_claim(first.id, "replica-a", T0 + 60_000, T0) is not None
+    await store.outbox_delete(first.id)
+    assert await store.outbox_get(first.id) is None
+    assert await store.outbox_due(T0) == [second]
+
+
 # --- retention --------------------------------------------------------------------------------
 
 
