@@ -31,6 +31,10 @@ class ServerProcess:
     def __init__(self, data_dir: Path, *, env: Mapping[str, str] | None = None, port: int | None = None) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
+        # a port picked here may be taken by someone else before the server binds it (free_port
+        # closes its socket, and any client's ephemeral port may land on it): the first start of
+        # such a server moves to a fresh port; a restart keeps its port (its URLs must not change)
+        self._may_move = port is None
         self.extra_env = dict(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / f"server-{self.port}.log"
@@ -44,6 +48,17 @@ class ServerProcess:
         return self.base + "/v1"
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
+        for _ in range(3):
+            try:
+                return self._start(timeout)
+            except RuntimeError:
+                if not (self._may_move and "address already in use" in self.log()):
+                    raise
+                self.port = free_port()
+                self.log_path = self.data_dir / f"server-{self.port}.log"
+        return self._start(timeout)
+
+    def _start(self, timeout: float) -> ServerProcess:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("MJ_ADAPTER_")},
             "MJ_ADAPTER_DATA_DIR": str(self.data_dir),
@@ -67,6 +82,7 @@ class ServerProcess:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
             try:
                 if httpx.get(self.base + "/readyz", timeout=1).status_code == 200:
+                    self._may_move = False
                     return self
             except httpx.HTTPError:
                 pass
