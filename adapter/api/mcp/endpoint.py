@@ -52,6 +52,7 @@ class McpEndpoint:
         async def mcp_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
             await self.handle(scope, receive, send)
 
-        return asgi("/mcp", is_mount=True, include_in_schema=False)(mcp_endpoint)
+        # a copy of the scope: the SDK app must not change what Litestar sees after it
+        return asgi("/mcp", is_mount=True, include_in_schema=False, copy_scope=True)(mcp_endpoint)
 
 
