@@ -23,6 +23,9 @@ from adapter.api.mcp.tools import McpTools
 from adapter.api.mjproxy.hooks import build_webhooks
 from adapter.api.mjproxy.router import mj_routers
 from adapter.api.mjproxy.serving import MjServing
+from adapter.api.yokonsan.callbacks import build_callbacks
+from adapter.api.yokonsan.router import yokonsan_router
+from adapter.api.yokonsan.serving import YokonsanServing
 from adapter.api.openai.errors import EXCEPTION_HANDLERS
 from adapter.api.openai.jobs_view import act_on_job, get_job, get_job_seed
 from adapter.api.openai.router_images import create_image, get_model, list_models
@@ -222,6 +225,10 @@ def create_app(settings: Settings) -> Litestar:
             bus.add_listener(webhooks.observe)
             await webhooks.start()
             stack.push_async_callback(webhooks.close)
+            if callbacks := build_callbacks(settings, store):  # yokonsan/midjourney-api's CALLBACK_URL
+                bus.add_listener(callbacks.observe)
+                await callbacks.start()
+                stack.push_async_callback(callbacks.close)
             for account in accounts:
                 stack.push_async_callback(account.close)
             # connect every account at once; a slow or broken one must not hold the others
@@ -256,6 +263,7 @@ def create_app(settings: Settings) -> Litestar:
                 responses_serving=ResponsesServing(chat_serving, service, images, catalog),
                 edit_serving=EditServing(service, catalog, image_inputs, ResultFinder(service, images)),
                 mj_serving=MjServing(service, scheduler, images, user_fetcher, webhook_allow_hosts=settings.webhook_allow_hosts),
+                yokonsan_serving=YokonsanServing(service, images, user_fetcher, max_bytes=settings.fetch_max_bytes),
                 started_at=time.time(),
                 simulator_url=demo_info.get("simulator_url"),
             )
@@ -273,7 +281,7 @@ def create_app(settings: Settings) -> Litestar:
     )
     keyless = KeyRing(settings.api_keys, settings.admin_keys).open
     return Litestar(
-        route_handlers=[openai_routes, *mj_routers(), healthz, readyz, metrics, image_file, mcp.route()],
+        route_handlers=[openai_routes, *mj_routers(), yokonsan_router(), healthz, readyz, metrics, image_file, mcp.route()],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         # keyless (loopback only): pages on this machine only, refused origins get no CORS headers

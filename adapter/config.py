@@ -146,6 +146,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     webhook_backoff_seconds: float = 1.0  # first retry delay; doubles per attempt (with jitter)
     webhook_backoff_max_seconds: float = 600.0
     webhook_timeout_seconds: float = 10.0
+    # yokonsan/midjourney-api front door: where its callback messages go (that project's CALLBACK_URL)
+    yokonsan_callback_url: str | None = None
     retention_days: float | None = None  # delete finished jobs, their images and old outbox items; None: keep all
     retention_interval_seconds: float = 3600.0
     # prompt translation, off without a base URL: prompts in a non-Latin script go through this

@@ -14,6 +14,7 @@ from adapter.api.openai.serving_chat import ChatServing
 from adapter.api.openai.serving_edits import EditServing
 from adapter.api.openai.serving_images import ImageServing
 from adapter.api.openai.serving_responses import ResponsesServing
+from adapter.api.yokonsan.serving import YokonsanServing
 from adapter.config import Settings
 from adapter.domain.models import ModelCatalog
 from adapter.engine.metrics import Metrics
@@ -39,6 +40,7 @@ class ApiContext:
     responses_serving: ResponsesServing
     edit_serving: EditServing
     mj_serving: MjServing
+    yokonsan_serving: YokonsanServing
     started_at: float = 0.0
     simulator_url: str | None = None  # demo mode: the built-in simulator (loopback)
 
