@@ -20,6 +20,8 @@ from adapter.api.common.browser import LoopbackCors, browser_guard
 from adapter.api.context import ApiContext
 from adapter.api.mcp.endpoint import McpEndpoint
 from adapter.api.mcp.tools import McpTools
+from adapter.api.acedata.router import ace_router
+from adapter.api.acedata.serving import HOOK_FORMAT as ACE_HOOK_FORMAT, AceServing, callback_json as ace_callback_json
 from adapter.api.mjproxy.hooks import build_webhooks
 from adapter.api.mjproxy.router import mj_routers
 from adapter.api.mjproxy.serving import MjServing
@@ -221,7 +223,7 @@ def create_app(settings: Settings) -> Litestar:
             )
             # webhooks see every job event (recovery included) and close after the service, so the
             # last events are in the outbox before the store closes
-            webhooks = build_webhooks(settings, store)
+            webhooks = build_webhooks(settings, store, {ACE_HOOK_FORMAT: ace_callback_json})
             bus.add_listener(webhooks.observe)
             await webhooks.start()
             stack.push_async_callback(webhooks.close)
@@ -266,6 +268,7 @@ def create_app(settings: Settings) -> Litestar:
                 yokonsan_serving=YokonsanServing(service, images, user_fetcher, max_bytes=settings.fetch_max_bytes),
                 started_at=time.time(),
                 simulator_url=demo_info.get("simulator_url"),
+                ace_serving=AceServing(service, user_fetcher, webhook_allow_hosts=settings.webhook_allow_hosts),
             )
             app.state.ctx = ctx
             await stack.enter_async_context(mcp.running(McpTools(service, image_inputs, images, settings.timeouts)))
@@ -281,7 +284,7 @@ def create_app(settings: Settings) -> Litestar:
     )
     keyless = KeyRing(settings.api_keys, settings.admin_keys).open
     return Litestar(
-        route_handlers=[openai_routes, *mj_routers(), yokonsan_router(), healthz, readyz, metrics, image_file, mcp.route()],
+        route_handlers=[openai_routes, *mj_routers(), yokonsan_router(), ace_router(), healthz, readyz, metrics, image_file, mcp.route()],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         # keyless (loopback only): pages on this machine only, refused origins get no CORS headers

@@ -8,6 +8,7 @@ from typing import Any
 
 from litestar import Request
 
+from adapter.api.acedata.serving import AceServing
 from adapter.api.common.auth import KeyRing
 from adapter.api.mjproxy.serving import MjServing
 from adapter.api.openai.serving_chat import ChatServing
@@ -43,6 +44,7 @@ class ApiContext:
     yokonsan_serving: YokonsanServing
     started_at: float = 0.0
     simulator_url: str | None = None  # demo mode: the built-in simulator (loopback)
+    ace_serving: AceServing | None = None  # /midjourney (the action-style Imagine API)
 
     def public_base(self, request: Request[Any, Any, Any]) -> str:
         """The base of the image URLs in our answers (`<base>/images/<key>`)."""

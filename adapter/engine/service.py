@@ -337,7 +337,7 @@ class JobService:
         return sent
 
     def _extra(self, meta: RequestMeta, **more: str | None) -> dict[str, str]:
-        extra = {k: v for k, v in more.items() if v is not None}
+        extra = {**meta.tags, **{k: v for k, v in more.items() if v is not None}}
         if meta.fingerprint:
             extra["fingerprint"] = meta.fingerprint
         return extra

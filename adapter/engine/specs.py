@@ -19,6 +19,9 @@ class RequestMeta(msgspec.Struct, frozen=True, kw_only=True):
     is_retry: bool = False  # an SDK retry: look the fingerprint up before spending a job
     webhook_url: str | None = None
     state: str | None = None
+    # front-door bookkeeping kept on the job (`Job.extra`), e.g. which wire format its webhook
+    # payloads take; the engine only stores it
+    tags: dict[str, str] = {}
 
 
 class SubmitSpec(msgspec.Struct, frozen=True, kw_only=True):

@@ -4,6 +4,7 @@ engine's dispatcher only knows it is handed bytes)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 
 from adapter.api.mjproxy.views import task_json
 from adapter.config import Settings
@@ -25,11 +26,18 @@ def webhook_base(settings: Settings) -> str:
     return f"http://{host}:{settings.port}"
 
 
-def build_webhooks(settings: Settings, store: JobStore) -> WebhookDispatcher:
+# Job.extra["hook_format"] names the payload a job's webhooks take when a front door other than
+# /mj made it (e.g. "acedata": that API's task result); absent, the /mj task view
+HOOK_FORMAT = "hook_format"
+
+
+def build_webhooks(settings: Settings, store: JobStore, formats: Mapping[str, Callable[[Job, str], bytes]] | None = None) -> WebhookDispatcher:
     base = webhook_base(settings)
+    renderers = dict(formats or {})
 
     def render(job: Job) -> bytes:
-        return task_json(job, base)
+        other = renderers.get(job.extra.get(HOOK_FORMAT, ""))
+        return other(job, base) if other is not None else task_json(job, base)
 
     if settings.webhook_url and (problem := hook_url_problem(settings.webhook_url, settings.webhook_allow_hosts)):
         log.warning("webhook_url %s: its events will not be delivered", problem)

@@ -1,0 +1,132 @@
+"""That API's error object (`{"success": false, "error": {"code", "message"}}`), its codes, and the
+mapping from engine refusals onto them. OpenAI's error never appears under /midjourney: these
+routes have their own exception handlers."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotFoundException
+from litestar.openapi import ResponseSpec
+
+from adapter.api.acedata.protocol import ErrorBody, ErrorDetail
+from adapter.api.common.bodies import BodyError
+from adapter.engine.errors import (
+    ActionNotAvailable,
+    EngineError,
+    InvalidRequest,
+    JobNotFound,
+    NoAccountAvailable,
+    PromptRejected,
+    QueueFull,
+    TranslationFailed,
+)
+
+log = logging.getLogger(__name__)
+
+# the codes that API documents, with the HTTP status it sends them with
+BAD_REQUEST = "bad_request"
+NOT_IMPLEMENTED = "api_not_implemented"
+INVALID_TOKEN = "invalid_token"
+NOT_FOUND = "not_found"
+TOO_MANY = "too_many_requests"
+TIMEOUT = "timeout"
+API_ERROR = "api_error"
+
+STATUS = {BAD_REQUEST: 400, NOT_IMPLEMENTED: 400, INVALID_TOKEN: 401, NOT_FOUND: 404, TOO_MANY: 429, TIMEOUT: 504, API_ERROR: 500}
+
+
+class AceError(Exception):
+    def __init__(self, code: str, message: str, *, status: int | None = None, task_id: str | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status or STATUS.get(code, 400)
+        self.task_id = task_id
+        self.headers = headers or {}
+
+    def body(self) -> ErrorBody:
+        return ErrorBody(success=False, error=ErrorDetail(code=self.code, message=self.message), task_id=self.task_id, trace_id=str(uuid.uuid4()))
+
+
+def bad_request(message: str) -> AceError:
+    return AceError(BAD_REQUEST, message)
+
+
+def not_found(what: str) -> AceError:
+    return AceError(NOT_FOUND, f"{what} does not exist (or belongs to another key).")
+
+
+def not_offered(message: str) -> AceError:
+    """A capability Midjourney does not offer over Discord: said so, never faked."""
+    return AceError(NOT_IMPLEMENTED, message)
+
+
+def from_engine(exc: EngineError) -> AceError:
+    if isinstance(exc, PromptRejected):
+        return bad_request(f"Banned prompt: the word {exc.word!r} is not allowed; nothing was sent to Midjourney.")
+    if isinstance(exc, (QueueFull, NoAccountAvailable)):
+        return AceError(TOO_MANY, exc.message, headers={"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, JobNotFound):
+        return not_found(f"Task {exc.job_id!r}")
+    if isinstance(exc, TranslationFailed):
+        return AceError(API_ERROR, exc.message, status=502)
+    if isinstance(exc, (ActionNotAvailable, InvalidRequest)):
+        return bad_request(exc.message)
+    return AceError(API_ERROR, exc.message)
+
+
+def respond(exc: AceError) -> Response[Any]:
+    return Response(content=msgspec.json.encode(exc.body()), status_code=exc.status, media_type="application/json", headers=exc.headers)
+
+
+def _ace(_: Request[Any, Any, Any], exc: AceError) -> Response[Any]:
+    return respond(exc)
+
+
+def _engine(_: Request[Any, Any, Any], exc: EngineError) -> Response[Any]:
+    return respond(from_engine(exc))
+
+
+def _body(_: Request[Any, Any, Any], exc: BodyError) -> Response[Any]:
+    return respond(bad_request(exc.message))
+
+
+def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if isinstance(exc, NotFoundException):
+        return respond(AceError(NOT_FOUND, "Unknown URL: this server has no such /midjourney endpoint."))
+    code = BAD_REQUEST if exc.status_code < 500 else API_ERROR
+    return respond(AceError(code, str(exc.detail), status=exc.status_code))
+
+
+def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error in the /midjourney API", exc_info=exc)
+    return respond(AceError(API_ERROR, "Internal error."))
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    AceError: _ace,
+    EngineError: _engine,
+    BodyError: _body,
+    HTTPException: _http,
+    Exception: _unexpected,
+}
+
+_ERROR_STATUSES: dict[int, str] = {
+    400: "bad_request (a malformed body, an action the image does not offer) or api_not_implemented (a capability Midjourney does not offer over Discord).",
+    401: "invalid_token: no API key, or not one of ours.",
+    404: "not_found: an unknown task or image id, or another key's.",
+    429: "too_many_requests: the queues are full or no account can take the job.",
+    500: "api_error: the task failed or an internal error.",
+    504: "timeout: the task did not end within `timeout` (it goes on; retrieve it by `task_id`).",
+}
+
+
+def responses(success: type[Any], description: str) -> dict[int, ResponseSpec]:
+    out = {status: ResponseSpec(data_container=ErrorBody, description=text, generate_examples=False) for status, text in _ERROR_STATUSES.items()}
+    out[200] = ResponseSpec(data_container=success, description=description, generate_examples=False)
+    return out

@@ -1,0 +1,184 @@
+"""Wire models of the hosted action-style "Midjourney Imagine API" (zhishuyun, now AceDataCloud):
+`POST /midjourney/{imagine,tasks,describe,shorten,seed,translate}`.
+
+Field names and shapes follow that API's public documentation; values this server cannot honour
+are refused with that API's error object (errors.py), never ignored silently.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from adapter.api.common.bodies import MAX_PROMPT_CHARS, NO_CONTROL
+
+Prompt = Annotated[str, msgspec.Meta(max_length=MAX_PROMPT_CHARS, pattern=NO_CONTROL)]
+Url = Annotated[str, msgspec.Meta(max_length=4096)]
+Id = Annotated[str, msgspec.Meta(max_length=200)]
+
+ImagineAction = Literal[
+    "generate",
+    "upscale1",
+    "upscale2",
+    "upscale3",
+    "upscale4",
+    "upscale_2x",
+    "upscale_4x",
+    "variation1",
+    "variation2",
+    "variation3",
+    "variation4",
+    "variation_subtle",
+    "variation_strong",
+    "variation_region",
+    "reroll",
+    "zoom_out_2x",
+    "zoom_out_1_5x",
+    "pan_left",
+    "pan_right",
+    "pan_up",
+    "pan_down",
+]
+
+
+class ImagineRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    """`action` generate (default) needs `prompt`; every other action acts on `image_id` (the
+    `image_id` of an earlier result). Without `async` the call answers when the task has ended."""
+
+    action: ImagineAction = "generate"
+    prompt: Prompt | None = None
+    image_id: Id | None = None
+    mask: Url | None = None  # variation_region: the region to redo (white), as an image URL
+    mode: Literal["fast", "relax", "turbo"] | None = None
+    translation: bool | None = None
+    split_images: bool | None = None
+    version: Annotated[str, msgspec.Meta(max_length=20)] | None = None
+    quality: Annotated[str, msgspec.Meta(max_length=20)] | None = None
+    hd: bool | None = None
+    timeout: Annotated[int, msgspec.Meta(ge=1, le=3600)] | None = None
+    callback_url: Url | None = None
+    async_: bool | None = msgspec.field(default=None, name="async")
+
+
+class TasksRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    """`action` retrieve with `id`, or retrieve_batch with `ids`."""
+
+    action: Literal["retrieve", "retrieve_batch"] = "retrieve"
+    id: Id | None = None
+    ids: Annotated[list[Id], msgspec.Meta(max_length=500)] | None = None
+
+
+class DescribeRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    image_url: Url
+    callback_url: Url | None = None
+    async_: bool | None = msgspec.field(default=None, name="async")
+    timeout: Annotated[int, msgspec.Meta(ge=1, le=3600)] | None = None
+
+
+class ShortenRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    prompt: Prompt
+    callback_url: Url | None = None
+    async_: bool | None = msgspec.field(default=None, name="async")
+    timeout: Annotated[int, msgspec.Meta(ge=1, le=3600)] | None = None
+
+
+class SeedRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    """The seed of a result: its `image_id` (or its `task_id`, the same id here)."""
+
+    image_id: Id | None = None
+    task_id: Id | None = None
+
+
+class TranslateRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    content: Prompt
+
+
+# --- answers ------------------------------------------------------------------------------------
+
+
+class ErrorDetail(msgspec.Struct, kw_only=True):
+    code: str
+    message: str
+
+
+class ErrorBody(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """That API's failure: `success: false` and an `error` object; `task_id` when a task exists."""
+
+    success: bool  # always false
+    error: ErrorDetail
+    task_id: str | None = None
+    trace_id: str | None = None
+
+
+class ImagineResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A task's state: `image_id` is what follow-ups take; `actions` what may follow."""
+
+    success: bool
+    task_id: str
+    image_id: str | None = None
+    image_url: str | None = None
+    image_width: int | None = None
+    image_height: int | None = None
+    raw_image_url: str | None = None
+    raw_image_width: int | None = None
+    raw_image_height: int | None = None
+    sub_image_urls: list[str] | None = None
+    progress: int
+    actions: list[str] = []
+    error: ErrorDetail | None = None
+
+
+class DescribeResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    success: bool
+    task_id: str
+    descriptions: list[str] = []
+    image_url: str | None = None
+    progress: int
+    error: ErrorDetail | None = None
+
+
+class ShortenResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    success: bool
+    task_id: str
+    prompts: list[str] = []
+    progress: int
+    error: ErrorDetail | None = None
+
+
+class SeedResult(msgspec.Struct, kw_only=True):
+    success: bool
+    image_id: str
+    seed: str
+
+
+class TranslateResult(msgspec.Struct, kw_only=True):
+    content: str
+
+
+class TaskRequestEcho(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What the task was asked for (as far as it is kept)."""
+
+    action: str
+    prompt: str | None = None
+    image_id: str | None = None
+    mode: str | None = None
+    callback_url: str | None = None
+
+
+class TaskRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One task as /midjourney/tasks answers it: `response` is the answer the task gave (or
+    gives so far)."""
+
+    id: str
+    type: str  # "imagine" | "describe" | "shorten"
+    created_at: float  # Unix seconds
+    finished_at: float | None = None
+    duration: float | None = None
+    request: TaskRequestEcho
+    response: dict[str, Any]
+
+
+class TaskBatch(msgspec.Struct, kw_only=True):
+    items: list[TaskRecord]
+    count: int
