@@ -99,7 +99,14 @@ def load_or_create_secret(configured: str, data_dir: Path) -> str:
         pass
     secret = new_secret()
     data_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        # exclusive: two dispatchers (or processes) that both found no file keep the first one's
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if existing := path.read_text(encoding="utf-8").strip():
+            return existing
+        # an empty file left by a writer that died: take it over
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(secret + "\n")
     log.warning("no webhook_secret configured: generated one in %s (give it to your webhook receivers)", path)
