@@ -101,7 +101,7 @@ _ERROR_STATUSES: dict[int, str] = {
 def responses(success: type[Any], description: str) -> dict[int, ResponseSpec]:
     out = {s: ResponseSpec(data_container=ErrorResponse, description=t, generate_examples=False) for s, t in _ERROR_STATUSES.items()}
     out[200] = ResponseSpec(
-        data_container=success,
+        data_container=success | ErrorResponse,  # type: ignore[arg-type]
         description=description + " Refusals also answer 200, as `{code, message}`: 13 bad parameters / unknown message, 14 banned prompt, 15 queue full.",
         generate_examples=False,
     )
