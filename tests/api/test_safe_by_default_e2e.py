@@ -241,3 +241,16 @@ def test_cli_takes_the_admin_key(with_admin: ServerProcess) -> None:
         assert "paused" in next(line for line in ok.stdout.splitlines() if line.startswith("demo-2"))
     finally:
         httpx.post(with_admin.v1 + "/accounts/demo-2/resume", headers=ADMIN, timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "shape"),
+    [
+        ("/v1/api/trigger/imagine", {"prompt": "a cat"}, {"code", "message"}),
+        ("/midjourney/imagine", {"prompt": "a cat", "async": True}, {"success", "error", "trace_id"}),
+    ],
+)
+def test_keyless_refusals_in_the_newer_doors_own_format(keyless: ServerProcess, path: str, body: dict[str, object], shape: set[str]) -> None:
+    r = httpx.post(keyless.base + path, json=body, headers={"Origin": "https://evil.example", "Content-Type": "text/plain"}, timeout=10)
+    assert r.status_code == 403, r.text
+    assert set(r.json()) >= shape and "access-control-allow-origin" not in r.headers, r.text

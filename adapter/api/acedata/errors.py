@@ -4,17 +4,14 @@ routes have their own exception handlers."""
 
 from __future__ import annotations
 
-import logging
 import uuid
 from typing import Any
 
-import msgspec
-from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.openapi import ResponseSpec
 
 from adapter.api.acedata.protocol import ErrorBody, ErrorDetail
-from adapter.api.common.bodies import BodyError
+from adapter.api.common.door_errors import ErrorMapping, error_responses, exception_handlers
 from adapter.engine.errors import (
     ActionNotAvailable,
     EngineError,
@@ -26,7 +23,6 @@ from adapter.engine.errors import (
     TranslationFailed,
 )
 
-log = logging.getLogger(__name__)
 
 # the codes that API documents, with the HTTP status it sends them with
 BAD_REQUEST = "bad_request"
@@ -80,45 +76,28 @@ def from_engine(exc: EngineError) -> AceError:
     return AceError(API_ERROR, exc.message)
 
 
-def respond(exc: AceError) -> Response[Any]:
-    return Response(content=msgspec.json.encode(exc.body()), status_code=exc.status, media_type="application/json", headers=exc.headers)
-
-
-def _ace(_: Request[Any, Any, Any], exc: AceError) -> Response[Any]:
-    return respond(exc)
-
-
-def _engine(_: Request[Any, Any, Any], exc: EngineError) -> Response[Any]:
-    return respond(from_engine(exc))
-
-
-def _body(_: Request[Any, Any, Any], exc: BodyError) -> Response[Any]:
-    return respond(bad_request(exc.message))
-
-
-def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+def _from_http(exc: HTTPException) -> AceError:
     if isinstance(exc, NotFoundException):
-        return respond(AceError(NOT_FOUND, "Unknown URL: this server has no such /midjourney endpoint."))
+        return AceError(NOT_FOUND, "Unknown URL: this server has no such /midjourney endpoint.")
     code = BAD_REQUEST if exc.status_code < 500 else API_ERROR
-    return respond(AceError(code, str(exc.detail), status=exc.status_code))
+    return AceError(code, str(exc.detail), status=exc.status_code)
 
 
-def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    log.exception("unhandled error in the /midjourney API", exc_info=exc)
-    return respond(AceError(API_ERROR, "Internal error."))
-
-
-EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
-    AceError: _ace,
-    EngineError: _engine,
-    BodyError: _body,
-    HTTPException: _http,
-    Exception: _unexpected,
-}
+EXCEPTION_HANDLERS = exception_handlers(
+    ErrorMapping(
+        error_type=AceError,
+        from_engine=from_engine,
+        from_body=lambda exc: bad_request(exc.message),
+        from_http=_from_http,
+        internal=lambda: AceError(API_ERROR, "Internal error."),
+        name="the /midjourney API",
+    )
+)
 
 _ERROR_STATUSES: dict[int, str] = {
     400: "bad_request (a malformed body, an action the image does not offer) or api_not_implemented (a capability Midjourney does not offer over Discord).",
     401: "invalid_token: no API key, or not one of ours.",
+    403: "invalid_token: a browser page from another origin called a keyless server.",
     404: "not_found: an unknown task or image id, or another key's.",
     429: "too_many_requests: the queues are full or no account can take the job.",
     500: "api_error: the task failed or an internal error.",
@@ -127,6 +106,6 @@ _ERROR_STATUSES: dict[int, str] = {
 
 
 def responses(success: type[Any], description: str) -> dict[int, ResponseSpec]:
-    out = {status: ResponseSpec(data_container=ErrorBody, description=text, generate_examples=False) for status, text in _ERROR_STATUSES.items()}
+    out = error_responses(ErrorBody, _ERROR_STATUSES)
     out[200] = ResponseSpec(data_container=success, description=description, generate_examples=False)
     return out

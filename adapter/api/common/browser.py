@@ -31,9 +31,11 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from adapter.api.acedata.errors import INVALID_TOKEN, AceError
 from adapter.api.mjproxy.errors import VALIDATION_ERROR, MjError
 from adapter.api.mjproxy.views import MODE_PREFIXES
 from adapter.api.openai.errors import OpenAIError
+from adapter.api.yokonsan.errors import REQUEST_PARAMS_ERROR, YkError
 
 _HOW_TO_OPEN = "Set MJ_ADAPTER_API_KEYS to allow browsers elsewhere (every call then needs a key)."
 
@@ -141,6 +143,10 @@ def refusal(path: str, reason: str) -> Exception:
     router's exception handlers render it)."""
     if is_mj_path(path):
         return MjError(VALIDATION_ERROR, reason, status=403)
+    if path.startswith("/v1/api/trigger/"):
+        return YkError(REQUEST_PARAMS_ERROR, reason, status=403)
+    if path.startswith("/midjourney/"):
+        return AceError(INVALID_TOKEN, reason, status=403)
     return OpenAIError(403, reason, type="permission_error", code="cross_origin_refused")
 
 

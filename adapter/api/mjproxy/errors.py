@@ -7,16 +7,13 @@ appears under /mj: these routes have their own exception handlers.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-import msgspec
-from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 
 from litestar.openapi import ResponseSpec
 
-from adapter.api.common.bodies import BodyError
+from adapter.api.common.door_errors import ErrorMapping, error_responses, exception_handlers
 from adapter.api.mjproxy.protocol import SubmitResult
 from adapter.engine.errors import (
     ActionNotAvailable,
@@ -29,7 +26,6 @@ from adapter.engine.errors import (
     TranslationFailed,
 )
 
-log = logging.getLogger(__name__)
 
 # midjourney-proxy result codes (PROTOCOL.md section 5)
 SUBMITTED = 1
@@ -115,43 +111,25 @@ def from_engine(exc: EngineError, *, not_found_status: int = 200) -> MjError:
     return MjError(SYSTEM_ERROR, exc.message)
 
 
-def _respond(exc: MjError) -> Response[Any]:
-    return Response(content=msgspec.json.encode(exc.body()), status_code=exc.status, media_type="application/json", headers=exc.headers)
-
-
-def handle_mj_error(_: Request[Any, Any, Any], exc: MjError) -> Response[Any]:
-    return _respond(exc)
-
-
-def handle_engine_error(_: Request[Any, Any, Any], exc: EngineError) -> Response[Any]:
-    return _respond(from_engine(exc))
-
-
-def handle_body_error(_: Request[Any, Any, Any], exc: BodyError) -> Response[Any]:
-    return _respond(validation(exc.message))
-
-
-def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+def _from_http(exc: HTTPException) -> MjError:
     if isinstance(exc, NotFoundException):
-        return _respond(MjError(NOT_FOUND, "Unknown URL: this server has no such /mj endpoint.", status=404))
+        return MjError(NOT_FOUND, "Unknown URL: this server has no such /mj endpoint.", status=404)
     if isinstance(exc, ValidationException):
-        return _respond(validation(str(exc.detail)))
+        return validation(str(exc.detail))
     code = VALIDATION_ERROR if exc.status_code < 500 else SYSTEM_ERROR
-    return _respond(MjError(code, str(exc.detail), status=exc.status_code))
+    return MjError(code, str(exc.detail), status=exc.status_code)
 
 
-def handle_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    log.exception("unhandled error in the /mj API", exc_info=exc)
-    return _respond(MjError(SYSTEM_ERROR, "Internal error.", status=500))
-
-
-EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
-    MjError: handle_mj_error,
-    EngineError: handle_engine_error,
-    BodyError: handle_body_error,
-    HTTPException: handle_http_exception,
-    Exception: handle_unexpected,
-}
+EXCEPTION_HANDLERS = exception_handlers(
+    ErrorMapping(
+        error_type=MjError,
+        from_engine=from_engine,
+        from_body=lambda exc: validation(exc.message),
+        from_http=_from_http,
+        internal=lambda: MjError(SYSTEM_ERROR, "Internal error.", status=500),
+        name="the /mj API",
+    )
+)
 
 
 # The protocol answers refusals with HTTP 200 and a code in the body; these statuses are the
@@ -166,6 +144,6 @@ _ERROR_STATUSES: dict[int, str] = {
 
 
 def responses(success: type[Any], description: str) -> dict[int, ResponseSpec]:
-    out = {status: ResponseSpec(data_container=SubmitResult, description=text, generate_examples=False) for status, text in _ERROR_STATUSES.items()}
+    out = error_responses(SubmitResult, _ERROR_STATUSES)
     out[200] = ResponseSpec(data_container=success, description=description, generate_examples=False)
     return out

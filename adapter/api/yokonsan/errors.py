@@ -8,19 +8,15 @@ unknown URL, 500 for an internal error, all in the same body.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-import msgspec
-from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.openapi import ResponseSpec
 
-from adapter.api.common.bodies import BodyError
+from adapter.api.common.door_errors import ErrorMapping, error_responses, exception_handlers
 from adapter.api.yokonsan.protocol import ErrorResponse
 from adapter.engine.errors import EngineError, NoAccountAvailable, PromptRejected, QueueFull
 
-log = logging.getLogger(__name__)
 
 # exceptions.py ErrorCode
 MISS_REQUIRED_VARIABLE_ERROR = 11
@@ -38,6 +34,9 @@ class YkError(Exception):
         self.status = status
         self.headers = headers or {}
 
+    def body(self) -> ErrorResponse:
+        return ErrorResponse(code=self.code, message=self.message)
+
 
 def params(message: str, *, status: int = 200) -> YkError:
     return YkError(REQUEST_PARAMS_ERROR, message, status=status)
@@ -52,54 +51,36 @@ def from_engine(exc: EngineError) -> YkError:
     return params(exc.message)
 
 
-def _respond(exc: YkError) -> Response[Any]:
-    body = msgspec.json.encode(ErrorResponse(code=exc.code, message=exc.message))
-    return Response(content=body, status_code=exc.status, media_type="application/json", headers=exc.headers)
-
-
-def handle_yk_error(_: Request[Any, Any, Any], exc: YkError) -> Response[Any]:
-    return _respond(exc)
-
-
-def handle_engine_error(_: Request[Any, Any, Any], exc: EngineError) -> Response[Any]:
-    return _respond(from_engine(exc))
-
-
-def handle_body_error(_: Request[Any, Any, Any], exc: BodyError) -> Response[Any]:
-    return _respond(params(f"request params error: {exc.message}", status=400))
-
-
-def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+def _from_http(exc: HTTPException) -> YkError:
     if isinstance(exc, NotFoundException):
-        return _respond(params("Not Found", status=404))
+        return params("Not Found", status=404)
     if isinstance(exc, ValidationException):
-        return _respond(params(f"request params error: {exc.detail}", status=400))
-    return _respond(params(str(exc.detail), status=exc.status_code))
+        return params(f"request params error: {exc.detail}", status=400)
+    return params(str(exc.detail), status=exc.status_code)
 
 
-def handle_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    log.exception("unhandled error in the /v1/api/trigger API", exc_info=exc)
-    return _respond(YkError(MAX_RETRY_ERROR, "Internal error.", status=500))
-
-
-EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
-    YkError: handle_yk_error,
-    EngineError: handle_engine_error,
-    BodyError: handle_body_error,
-    HTTPException: handle_http_exception,
-    Exception: handle_unexpected,
-}
+EXCEPTION_HANDLERS = exception_handlers(
+    ErrorMapping(
+        error_type=YkError,
+        from_engine=from_engine,
+        from_body=lambda exc: params(f"request params error: {exc.message}", status=400),
+        from_http=_from_http,
+        internal=lambda: YkError(MAX_RETRY_ERROR, "Internal error.", status=500),
+        name="the /v1/api/trigger API",
+    )
+)
 
 _ERROR_STATUSES: dict[int, str] = {
     400: "The body is not the request it should be (code 13, `request params error: ...`).",
     401: "No API key, or not one of ours (code 13).",
+    403: "A browser page from another origin called a keyless server (code 13).",
     404: "Unknown endpoint (code 13).",
     500: "An internal error (code 12).",
 }
 
 
 def responses(success: type[Any], description: str) -> dict[int, ResponseSpec]:
-    out = {s: ResponseSpec(data_container=ErrorResponse, description=t, generate_examples=False) for s, t in _ERROR_STATUSES.items()}
+    out = error_responses(ErrorResponse, _ERROR_STATUSES)
     out[200] = ResponseSpec(
         data_container=success | ErrorResponse,  # type: ignore[arg-type]
         description=description + " Refusals also answer 200, as `{code, message}`: 13 bad parameters / unknown message, 14 banned prompt, 15 queue full.",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from adapter.api.yokonsan.errors import YkError, from_engine, params
+from adapter.api.yokonsan.errors import from_engine, params
 from adapter.api.yokonsan.protocol import (
     SendMessageResponse,
     TriggerDescribeIn,
