@@ -84,6 +84,11 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
+# Job.extra[HOOK_EVENTS] = FINAL_ONLY: the job's own webhook URL gets its final state only
+HOOK_EVENTS = "hook_events"
+FINAL_ONLY = "final"
+
+
 def load_or_create_secret(configured: str, data_dir: Path) -> str:
     """The configured secret, or one generated once and kept in `<data_dir>/webhook_secret`
     (mode 0600) so that no webhook is ever sent unsigned and receivers keep one key across
@@ -405,7 +410,10 @@ class WebhookDispatcher:
     # --- observing (a JobBus listener: synchronous, never blocks) -----------------------------
 
     def observe(self, job: Job) -> None:
-        urls = [u for u in dict.fromkeys((job.webhook_url, self.options.global_url)) if u]
+        # a front door whose callbacks carry only the result (the action-style API's
+        # callback_url) marks its jobs; the operator's global URL still hears every event
+        own = job.webhook_url if job.status.finished or job.extra.get(HOOK_EVENTS) != FINAL_ONLY else None
+        urls = [u for u in dict.fromkeys((own, self.options.global_url)) if u]
         if not urls or self._closing:
             return
         try:

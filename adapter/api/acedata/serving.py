@@ -39,6 +39,7 @@ from adapter.domain.buttons import parse_custom_id
 from adapter.domain.jobs import Job, JobStatus
 from adapter.domain.prompt import parse_prompt
 from adapter.engine.errors import ActionNotAvailable, EngineError, JobNotFound, SeedUnavailable
+from adapter.engine.webhooks import FINAL_ONLY, HOOK_EVENTS
 from adapter.engine.service import JobService
 from adapter.engine.specs import ActSpec, RequestMeta, SubmitSpec
 from adapter.engine.webhooks import hook_url_problem
@@ -193,7 +194,8 @@ class AceServing:
 
     @staticmethod
     def _meta(meta: RequestMeta, action: str, *, split: bool = False) -> RequestMeta:
-        tags = {"hook_format": HOOK_FORMAT, TAG_ACTION: action}
+        # callback_url receives the result once, when the task ends, as that API sends it
+        tags = {"hook_format": HOOK_FORMAT, HOOK_EVENTS: FINAL_ONLY, TAG_ACTION: action}
         if split:
             tags[TAG_SPLIT] = "1"
         return msgspec.structs.replace(meta, tags={**meta.tags, **tags})
