@@ -34,7 +34,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     s.stop()
 
 
-def test_the_python_examples_run_verbatim(server: ServerProcess, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_python_examples_run_verbatim(server: ServerProcess, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the examples save files where they run
     code = blocks("python")
     assert len(code) >= 2
     scope: dict[str, object] = {}
