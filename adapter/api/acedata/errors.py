@@ -11,7 +11,7 @@ from litestar.exceptions import HTTPException, NotFoundException
 from litestar.openapi import ResponseSpec
 
 from adapter.api.acedata.protocol import ErrorBody, ErrorDetail
-from adapter.api.common.door_errors import ErrorMapping, error_responses, exception_handlers
+from adapter.api.common.door_errors import ErrorMapping, door_responses, exception_handlers
 from adapter.engine.errors import (
     ActionNotAvailable,
     EngineError,
@@ -106,6 +106,4 @@ _ERROR_STATUSES: dict[int, str] = {
 
 
 def responses(success: type[Any], description: str) -> dict[int, ResponseSpec]:
-    out = error_responses(ErrorBody, _ERROR_STATUSES)
-    out[200] = ResponseSpec(data_container=success, description=description, generate_examples=False)
-    return out
+    return door_responses(ErrorBody, _ERROR_STATUSES, success, description)

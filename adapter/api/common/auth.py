@@ -48,3 +48,11 @@ def bearer(value: str | None) -> str | None:
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
     return None
+
+
+def bearer_or_bare(value: str | None) -> str | None:
+    """`Bearer <key>`, or a bare `<key>` alone in the header, as midjourney-proxy's and
+    yokonsan's clients send it."""
+    if not value:
+        return None
+    return bearer(value) or (value.strip() if " " not in value.strip() else None)

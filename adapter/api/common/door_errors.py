@@ -62,6 +62,8 @@ def exception_handlers(m: ErrorMapping[Any]) -> dict[type[Exception] | int, Any]
     }
 
 
-def error_responses(container: type[Any], statuses: Mapping[int, str]) -> dict[int, ResponseSpec]:
-    """The door's documented error statuses, each answering `container`."""
-    return {status: ResponseSpec(data_container=container, description=text, generate_examples=False) for status, text in statuses.items()}
+def door_responses(error: Any, statuses: Mapping[int, str], success: Any, description: str) -> dict[int, ResponseSpec]:
+    """A door's documented answers: `success` under 200, `error` under each of its statuses."""
+    out = {status: ResponseSpec(data_container=error, description=text, generate_examples=False) for status, text in statuses.items()}
+    out[200] = ResponseSpec(data_container=success, description=description, generate_examples=False)
+    return out

@@ -13,7 +13,7 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 
 from litestar.openapi import ResponseSpec
 
-from adapter.api.common.door_errors import ErrorMapping, error_responses, exception_handlers
+from adapter.api.common.door_errors import ErrorMapping, door_responses, exception_handlers
 from adapter.api.mjproxy.protocol import SubmitResult
 from adapter.engine.errors import (
     ActionNotAvailable,
@@ -144,6 +144,4 @@ _ERROR_STATUSES: dict[int, str] = {
 
 
 def responses(success: type[Any], description: str) -> dict[int, ResponseSpec]:
-    out = error_responses(SubmitResult, _ERROR_STATUSES)
-    out[200] = ResponseSpec(data_container=success, description=description, generate_examples=False)
-    return out
+    return door_responses(SubmitResult, _ERROR_STATUSES, success, description)

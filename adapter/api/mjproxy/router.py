@@ -12,7 +12,7 @@ from litestar import Request, Router, get, post, route
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
-from adapter.api.common.auth import bearer
+from adapter.api.common.auth import bearer_or_bare
 from adapter.api.common.bodies import body_operation, decode_json
 from adapter.api.context import ctx_of, request_meta
 from adapter.api.mjproxy import errors as E
@@ -47,9 +47,7 @@ def mj_owner(request: Request[Any, Any, Any]) -> str:
     """`mj-api-secret: <key>`, or `Authorization: Bearer <key>` (relays), or a bare
     `Authorization: <key>`: the same keys, and so the same owners, as the OpenAI front door."""
     ctx = ctx_of(request)
-    auth = request.headers.get("authorization")
-    presented = request.headers.get("mj-api-secret") or bearer(auth) or (auth.strip() if auth and " " not in auth.strip() else None)
-    owner = ctx.keys.owner(presented)
+    owner = ctx.keys.owner(request.headers.get("mj-api-secret") or bearer_or_bare(request.headers.get("authorization")))
     if owner is None:
         raise MjError(
             E.VALIDATION_ERROR,

@@ -13,7 +13,7 @@ from typing import Any
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.openapi import ResponseSpec
 
-from adapter.api.common.door_errors import ErrorMapping, error_responses, exception_handlers
+from adapter.api.common.door_errors import ErrorMapping, door_responses, exception_handlers
 from adapter.api.yokonsan.protocol import ErrorResponse
 from adapter.engine.errors import EngineError, NoAccountAvailable, PromptRejected, QueueFull
 
@@ -80,10 +80,6 @@ _ERROR_STATUSES: dict[int, str] = {
 
 
 def responses(success: type[Any], description: str) -> dict[int, ResponseSpec]:
-    out = error_responses(ErrorResponse, _ERROR_STATUSES)
-    out[200] = ResponseSpec(
-        data_container=success | ErrorResponse,  # type: ignore[arg-type]
-        description=description + " Refusals also answer 200, as `{code, message}`: 13 bad parameters / unknown message, 14 banned prompt, 15 queue full.",
-        generate_examples=False,
-    )
-    return out
+    # the project answers its refusals with 200 too
+    refusals = " Refusals also answer 200, as `{code, message}`: 13 bad parameters / unknown message, 14 banned prompt, 15 queue full."
+    return door_responses(ErrorResponse, _ERROR_STATUSES, success | ErrorResponse, description + refusals)

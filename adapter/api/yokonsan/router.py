@@ -13,7 +13,7 @@ from litestar import Request, Router, post, route
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
-from adapter.api.common.auth import bearer
+from adapter.api.common.auth import bearer_or_bare
 from adapter.api.common.bodies import FileField, body_operation, decode_json
 from adapter.api.common.multipart import FilePart, MultipartError, MultipartLimits, read_multipart
 from adapter.api.context import ctx_of, request_meta
@@ -44,9 +44,7 @@ def serving_of(request: Request[Any, Any, Any]) -> YokonsanServing:
 
 
 def owner_of(request: Request[Any, Any, Any]) -> str:
-    auth = request.headers.get("authorization")
-    presented = bearer(auth) or (auth.strip() if auth and " " not in auth.strip() else None)
-    owner = ctx_of(request).keys.owner(presented)
+    owner = ctx_of(request).keys.owner(bearer_or_bare(request.headers.get("authorization")))
     if owner is None:
         raise params("Missing or wrong API key: send it as 'Authorization: Bearer <key>'.", status=401)
     return owner
