@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import os
 import re
 import secrets
@@ -43,23 +44,22 @@ _IMAGE_SUFFIX = re.compile(r"\.(png|jpe?g|webp|gif)$", re.IGNORECASE)
 class StoredImage(msgspec.Struct, frozen=True):
     data: bytes
     content_type: str
-    path: Path | None = None  # set by stores on a local disk, for zero-copy file responses
 
     def __repr__(self) -> str:
         return f"StoredImage({self.content_type}, {len(self.data)} bytes)"
 
 
 class ImageFile(msgspec.Struct, frozen=True):
-    """A stored image opened for serving: `path` for stores on a local disk (a zero-copy file
-    response), else `chunks`, its bytes as a stream (an object store), so a large MP4 is never
-    held in memory whole. `mtime` (epoch seconds) is when it was written: what the route's
-    Cache-Control counts retention from."""
+    """A stored image opened for serving: `chunks` is its bytes as a stream, read from a file
+    that is already open (or an object already fetched), so the answer is whole even if
+    retention deletes the image while it is being sent, and a large MP4 is never held in memory.
+    `mtime` (epoch seconds) is when it was written: what the route's Cache-Control counts
+    retention from."""
 
     content_type: str
     size: int
     mtime: float
-    path: Path | None = None
-    chunks: AsyncIterator[bytes] | None = None
+    chunks: AsyncIterator[bytes]
 
 
 @runtime_checkable
@@ -231,7 +231,7 @@ class LocalImageStore:
         data = await asyncio.to_thread(_read, target)
         if data is None:
             return None
-        return StoredImage(data=data, content_type=content_type_from_key(key) or "", path=target)
+        return StoredImage(data=data, content_type=content_type_from_key(key) or "")
 
     async def path(self, key: str) -> Path | None:
         target = self._file(key)
@@ -243,15 +243,71 @@ class LocalImageStore:
         target = self._file(key)
         if target is None:
             return None
-        try:
-            st = await asyncio.to_thread(target.stat)
-        except OSError:  # missing, or deleted by retention in between
+        # the file is opened here, before any header is sent: retention may delete it at any
+        # moment, and an open descriptor still reads the whole file after the unlink (a path
+        # opened later would fail after its Content-Length went out: a truncated answer)
+        opened = await asyncio.to_thread(_open_regular, target)
+        if opened is None:  # missing, or deleted by retention in between
             return None
-        if not stat.S_ISREG(st.st_mode):
-            return None
-        return ImageFile(content_type=content_type_from_key(key) or "", size=st.st_size, mtime=st.st_mtime, path=target)
+        handle, st = opened
+        return ImageFile(
+            content_type=content_type_from_key(key) or "",
+            size=st.st_size,
+            mtime=st.st_mtime,
+            chunks=_FileChunks(handle),
+        )
 
     async def delete_job(self, job_id: str) -> None:
         if not is_valid_job_id(job_id):
             raise ValueError("invalid job id")
         await asyncio.to_thread(shutil.rmtree, self._dir / job_id, True)
+
+
+_READ_CHUNK = 256 * 1024
+
+
+def _open_regular(target: Path) -> tuple[io.FileIO, os.stat_result] | None:
+    try:
+        handle = io.FileIO(target, "r")
+    except OSError:
+        return None
+    try:
+        st = os.fstat(handle.fileno())
+    except OSError:
+        handle.close()
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        handle.close()
+        return None
+    return handle, st
+
+
+class _FileChunks:
+    """An open file's bytes as an async stream, read off the event loop. The descriptor is closed
+    at the end, on an error, by `aclose()`, or when the stream is dropped unread (a client that
+    went away before the body was sent)."""
+
+    def __init__(self, handle: io.FileIO) -> None:
+        self._handle = handle
+
+    def __aiter__(self) -> _FileChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._handle.closed:
+            raise StopAsyncIteration
+        try:
+            chunk = await asyncio.to_thread(self._handle.read, _READ_CHUNK)
+        except BaseException:
+            self._handle.close()
+            raise
+        if not chunk:
+            self._handle.close()
+            raise StopAsyncIteration
+        return chunk
+
+    async def aclose(self) -> None:
+        self._handle.close()
+
+    def __del__(self) -> None:
+        self._handle.close()

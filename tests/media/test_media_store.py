@@ -41,7 +41,6 @@ async def test_round_trip(store: LocalImageStore, tmp_path: Path) -> None:
     assert got.data == png and got.content_type == "image/png"
     path = await store.path(ref.key)
     assert path is not None and path.read_bytes() == png
-    assert path == got.path
     assert path.is_relative_to(tmp_path / "images" / job_id)
     # written atomically: no temp files left behind
     assert [p.name for p in path.parent.iterdir()] == [path.name]
@@ -170,3 +169,17 @@ def test_image_url_and_back() -> None:
 def test_key_from_url_rejects_foreign_urls(url: str, base: str | None) -> None:
     key = new_key("j_a", "1", "image/png")
     assert key_from_url(url.format(key=key), base) is None
+
+
+async def test_an_opened_image_reads_whole_after_retention_deletes_it(tmp_path: Path) -> None:
+    """Retention may delete a job's folder between opening an image and sending its body; the
+    answer must still be whole (its Content-Length already went out)."""
+    store = LocalImageStore(tmp_path / "images")
+    png = make_image()
+    ref = await store.put(png, "image/png", job_id="j_race", name="1")
+    opened = await store.open(ref.key)
+    assert opened is not None and opened.size == len(png)
+    await store.delete_job("j_race")
+    assert await store.open(ref.key) is None
+    body = b"".join([chunk async for chunk in opened.chunks])
+    assert body == png

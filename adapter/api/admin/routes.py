@@ -12,7 +12,7 @@ from litestar.params import FromPath
 from litestar import Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.openapi import ResponseSpec
-from litestar.response import File, Stream
+from litestar.response import Stream
 
 from adapter.api.common.auth import bearer
 from adapter.api.common.bodies import ONE_LINE, body_operation, decode_json
@@ -176,7 +176,7 @@ async def resume_account(request: Request[Any, Any, Any], account_id: FromPath[s
         **{k: v for k, v in responses(None, "").items() if k == 404},
     },
 )
-async def image_file(request: Request[Any, Any, Any], key: FromPath[str]) -> File | Stream:
+async def image_file(request: Request[Any, Any, Any], key: FromPath[str]) -> Stream:
     key = key.lstrip("/")
     ctx = ctx_of(request)
     image = await ctx.images.open(key) if is_valid_key(key) else None
@@ -184,10 +184,7 @@ async def image_file(request: Request[Any, Any, Any], key: FromPath[str]) -> Fil
         raise NotFoundException("No such image.")
     media_type = content_type_from_key(key) or "application/octet-stream"
     headers = {"Cache-Control": image_cache_control(ctx.settings.retention_days, image.mtime), "X-Content-Type-Options": "nosniff"}
-    if image.path is not None:  # a local file: sent zero-copy
-        return File(path=image.path, media_type=media_type, content_disposition_type="inline", headers=headers)
-    assert image.chunks is not None
-    # an object store's bytes, passed through as they arrive
+    # the bytes of an already opened file or object, passed through as they are read
     return Stream(
         image.chunks,
         media_type=media_type,
