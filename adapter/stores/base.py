@@ -15,7 +15,7 @@ Semantics shared by all implementations:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Literal, Protocol, runtime_checkable
 
 import msgspec
@@ -29,6 +29,19 @@ FINGERPRINT_KEY = "fingerprint"
 UNFINISHED_STATUSES: tuple[JobStatus, ...] = tuple(s for s in JobStatus if not s.finished)
 FINISHED_STATUSES: tuple[JobStatus, ...] = tuple(s for s in JobStatus if s.finished)
 
+
+
+# what update(expect_status=...) takes: one status, several (any of them), or None (no check)
+ExpectStatus = JobStatus | Collection[JobStatus] | None
+
+
+def expected_values(expect: ExpectStatus) -> list[str]:
+    """The stored status values an update may replace ([] = no check)."""
+    if expect is None:
+        return []
+    if isinstance(expect, JobStatus):
+        return [expect.value]
+    return sorted({JobStatus(s).value for s in expect})
 
 class StoreError(Exception):
     """Anything the store cannot do; the engine maps it to a 5xx."""
@@ -125,9 +138,10 @@ class JobStore(Protocol):
         retries from spending two Midjourney jobs.
         """
 
-    async def update(self, job: Job, *, expect_status: JobStatus | None = None) -> bool:
-        """Rewrite a stored job whole. With `expect_status`, only if the stored status is that
-        (compare-and-set). False when the job does not exist or the status did not match."""
+    async def update(self, job: Job, *, expect_status: ExpectStatus = None) -> bool:
+        """Rewrite a stored job whole. With `expect_status` (one status or several), only if the
+        stored status is that, or one of those (compare-and-set). False when the job does not
+        exist or the status did not match."""
 
     async def get(self, job_id: str) -> Job | None: ...
 

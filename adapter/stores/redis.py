@@ -60,8 +60,10 @@ from adapter.stores.base import (
     DuplicateJob,
     DuplicateOutboxItem,
     DuplicateRequest,
+    ExpectStatus,
     OutboxItem,
     StatusFilter,
+    expected_values,
     StoreError,
     StoreUnavailable,
     check_limit,
@@ -114,7 +116,7 @@ local old = redis.call('HMGET', job_key, 's', 'x', 'k', 'd')
 if not old[1] then
   return 0
 end
-if expect ~= '' and old[1] ~= expect then
+if expect ~= '' and not string.find(',' .. expect .. ',', ',' .. old[1] .. ',', 1, true) then
   return 0
 end
 if expect_blob ~= '' and old[4] ~= expect_blob then
@@ -658,9 +660,9 @@ class RedisJobStore:
             matched = "fingerprint" if reply[1] == b"fingerprint" else "idempotency_key"
             raise DuplicateRequest(decode_job(reply[2]), matched=matched)
 
-    async def update(self, job: Job, *, expect_status: JobStatus | None = None) -> bool:
+    async def update(self, job: Job, *, expect_status: ExpectStatus = None) -> bool:
         redis = self._redis
-        expect = JobStatus(expect_status).value if expect_status is not None else ""
+        expect = ",".join(expected_values(expect_status))  # status values hold no comma
         async with self._errors():
             return bool(await self._update_job(keys=[], args=[*self._job_args(job), expect, ""], client=redis))
 

@@ -28,8 +28,10 @@ from adapter.stores.base import (
     DuplicateJob,
     DuplicateOutboxItem,
     DuplicateRequest,
+    ExpectStatus,
     OutboxItem,
     StatusFilter,
+    expected_values,
     StoreError,
     StoreUnavailable,
     check_limit,
@@ -334,20 +336,20 @@ class SqliteJobStore:
             except sqlite3.IntegrityError as exc:  # the only constraint is the primary key
                 raise DuplicateJob(job.id) from exc
 
-    async def update(self, job: Job, *, expect_status: JobStatus | None = None) -> bool:
-        return await self._call(self._update_sync, job, expect_status)
+    async def update(self, job: Job, *, expect_status: ExpectStatus = None) -> bool:
+        return await self._call(self._update_sync, job, expected_values(expect_status))
 
     @staticmethod
-    def _update_sync(conn: sqlite3.Connection, job: Job, expect_status: JobStatus | None) -> bool:
+    def _update_sync(conn: sqlite3.Connection, job: Job, expected: list[str]) -> bool:
         row = _job_row(job)
         sql = (
             "UPDATE jobs SET owner = ?, status = ?, action = ?, created_at = ?, idempotency_key = ?, "
             "fingerprint = ?, message_id = ?, job_hash = ?, parent_id = ?, finished_at = ?, data = ? WHERE id = ?"
         )
         params: tuple[Any, ...] = (*row[1:], job.id)
-        if expect_status is not None:
-            sql += " AND status = ?"
-            params += (JobStatus(expect_status).value,)
+        if expected:
+            sql += f" AND status IN ({_placeholders(len(expected))})"
+            params += tuple(expected)
         with _write(conn):
             return conn.execute(sql, params).rowcount == 1
 

@@ -11,6 +11,7 @@ import pytest
 from adapter.domain.actions import Action
 from adapter.domain.jobs import Job, JobStatus
 from adapter.stores.base import (
+    UNFINISHED_STATUSES,
     DuplicateJob,
     DuplicateOutboxItem,
     DuplicateRequest,
@@ -103,6 +104,20 @@ async def test_cas_applies_only_on_matching_status(store: JobStore) -> None:
     again = evolve(j, status=JobStatus.SUBMITTED, attempts=2)
     assert await store.update(again, expect_status=JobStatus.NOT_START) is False
     assert await store.get(j.id) == submitted
+
+
+async def test_cas_on_any_of_several_statuses(store: JobStore) -> None:
+    """The ending of a job is one CAS over every unfinished status: of two replicas ending the
+    same job, only the first write lands."""
+    j = evolve(job(), status=JobStatus.IN_PROGRESS)
+    await store.insert(j)
+    done = evolve(j, status=JobStatus.SUCCESS, progress=100)
+    assert await store.update(done, expect_status=UNFINISHED_STATUSES) is True
+    late = evolve(j, status=JobStatus.FAILURE, fail_reason="late")
+    assert await store.update(late, expect_status=UNFINISHED_STATUSES) is False
+    assert await store.update(late, expect_status=(JobStatus.NOT_START, JobStatus.MODAL)) is False
+    assert await store.get(j.id) == done
+    assert await store.update(late, expect_status={JobStatus.SUCCESS, JobStatus.CANCEL}) is True
 
 
 async def test_cas_race_has_exactly_one_winner(store: JobStore, backend) -> None:
