@@ -100,7 +100,11 @@ def cmd_simulator(args: argparse.Namespace) -> int:
 
     _logging("INFO")
     try:
-        asyncio.run(run_standalone(args.host, args.port, args.speed, args.seed, args.accounts))
+        asyncio.run(
+            run_standalone(
+                args.host, args.port, args.speed, args.seed, args.accounts, grid_long_side=args.grid_long_side, photo_images=args.photo_images
+            )
+        )
     except KeyboardInterrupt:
         pass
     return 0
@@ -317,6 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--speed", type=float, default=1.0, help="speed multiplier (1 = realistic)")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--accounts", type=int, default=2)
+    sim.add_argument("--grid-long-side", type=int, default=None, help="pixels of a grid's long side (default 1024; Midjourney's are 2048)")
+    sim.add_argument(
+        "--photo-images", action="store_true", help="photo-like pictures (~7 MB PNG grids at 2048) instead of flat labelled panels"
+    )
     sim.set_defaults(fn=cmd_simulator)
 
     for name, fn, text in (("imagine", cmd_imagine, "generate images through a running server"), ("accounts", cmd_accounts, "show, pause or resume the accounts of a running server"), ("mcp", cmd_mcp, "serve the MCP tools over stdio (for desktop agents), backed by a running server")):

@@ -66,6 +66,10 @@ class SimulatorConfig(msgspec.Struct):
     remix: bool = False  # remix mode on for every account at start
     # --- beyond the core knobs: sizes and gateway bookkeeping
     grid_long_side: int = 1024  # pixels of the 2x2 grid's long side (a quadrant is half)
+    # Photo-like pictures (colour fields, texture, grain: ~2:1 as PNG, like Midjourney's) instead
+    # of flat labelled panels. With grid_long_side=2048 a grid is a real-size ~7 MB PNG: what the
+    # CPU benchmark uses (tests/bench/bench_job_cpu.py). Off by default: tests stay fast.
+    photo_images: bool = False
     preview_long_side: int = 256  # progress previews are small and blurred
     session_ttl_seconds: float = 300.0  # how long a dropped gateway session stays resumable
     history_size: int = 1000  # dispatches kept per session for RESUME replays

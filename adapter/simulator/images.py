@@ -114,6 +114,57 @@ def render_single(size: tuple[int, int], colour: RGB, prompt: str, caption: str 
     return image
 
 
+# -- photo-like pictures (SimulatorConfig.photo_images) -------------------------------------------
+# Real Midjourney results are photographs or paintings: smooth colour fields, texture and fine
+# grain, which PNG compresses only about 2:1 (a 2048x2048 grid is 5-8 MB). Flat placeholder panels
+# compress 50:1 and so hide what splitting, storing and serving a real result costs. These are
+# made of the same ingredients: large colour fields, medium texture and per-pixel grain, all drawn
+# from `seed` (the same seed, the same picture). They keep a small "SIMULATED" label.
+
+
+def _photo_texture(size: tuple[int, int], rng: random.Random, tint: RGB) -> Image.Image:
+    w, h = size
+
+    def field(cells: int) -> Image.Image:
+        small = Image.frombytes("RGB", (cells, cells), rng.randbytes(cells * cells * 3))
+        return small.resize(size, Image.Resampling.BICUBIC)
+
+    picture = Image.blend(field(4), field(24), 0.35)
+    picture = Image.blend(picture, Image.new("RGB", size, tint), 0.3)
+    tw, th = max(1, w // 4), max(1, h // 4)
+    texture = Image.frombytes("L", (tw, th), rng.randbytes(tw * th)).resize(size, Image.Resampling.BILINEAR).convert("RGB")
+    picture = Image.blend(picture, texture, 0.25)
+    grain = Image.frombytes("RGB", size, rng.randbytes(w * h * 3))
+    return Image.blend(picture, grain, 0.03)
+
+
+def _photo_label(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], number: int | None) -> None:
+    x0, y0, x1, y1 = box
+    unit = max(6, min(x1 - x0, y1 - y0) // 32)
+    text = "SIMULATED" if number is None else f"SIMULATED {number}"
+    draw.text((x0 + unit, y0 + unit), text, fill=(245, 245, 245), font=_font(unit), stroke_width=max(1, unit // 8), stroke_fill=(20, 20, 20))
+
+
+def render_photo_grid(size: tuple[int, int], colours: list[RGB], seed: int) -> Image.Image:
+    """A 2x2 grid of four photo-like pictures, deterministic from `seed`."""
+    rng = random.Random(f"mj-sim-photo:{seed}")
+    width, height = size
+    hw, hh = width // 2, height // 2
+    image = Image.new("RGB", size)
+    draw = ImageDraw.Draw(image)
+    boxes = [(0, 0, hw, hh), (hw, 0, width, hh), (0, hh, hw, height), (hw, hh, width, height)]
+    for i, box in enumerate(boxes):
+        image.paste(_photo_texture((box[2] - box[0], box[3] - box[1]), rng, colours[i % len(colours)]), box[:2])
+        _photo_label(draw, box, i + 1)
+    return image
+
+
+def render_photo_single(size: tuple[int, int], colour: RGB, seed: int, number: int | None = None) -> Image.Image:
+    image = _photo_texture(size, random.Random(f"mj-sim-photo:{seed}"), colour)
+    _photo_label(ImageDraw.Draw(image), (0, 0, size[0], size[1]), number)
+    return image
+
+
 def encode_png(image: Image.Image) -> bytes:
     out = io.BytesIO()
     image.save(out, format="PNG", compress_level=1)

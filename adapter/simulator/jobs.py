@@ -375,6 +375,12 @@ class JobRunner:
         return None
 
     def _render(self, job: SimJob) -> Image.Image:
+        if self.ctx.config.photo_images:
+            # drawn from the job's hash (itself from the job's rng): the same seed, the same picture
+            seed = int(job.hash.replace("-", ""), 16)
+            if job.shape == "grid":
+                return images.render_photo_grid(job.size, job.colours, seed)
+            return images.render_photo_single(job.size, job.colours[0], seed, job.number)
         if job.shape == "grid":
             return images.render_grid(job.size, job.colours, job.prompt, job.caption)
         return images.render_single(job.size, job.colours[0], job.prompt, job.caption, job.number)

@@ -139,9 +139,14 @@ class Simulator:
         await self.stop()
 
 
-async def run_standalone(host: str, port: int, speed: float, seed: int, accounts: int) -> None:
+async def run_standalone(
+    host: str, port: int, speed: float, seed: int, accounts: int, *, grid_long_side: int | None = None, photo_images: bool = False
+) -> None:
     """Start a simulator, print how to reach it, and run until cancelled."""
-    sim = Simulator(SimulatorConfig(speed=speed, seed=seed, accounts=accounts))
+    config = SimulatorConfig(speed=speed, seed=seed, accounts=accounts, photo_images=photo_images)
+    if grid_long_side is not None:
+        config.grid_long_side = grid_long_side
+    sim = Simulator(config)
     await sim.start(host, port)
     out = sys.stdout
     print("Midjourney simulator (SIMULATED images, fake Discord) is running", file=out)
@@ -150,7 +155,7 @@ async def run_standalone(host: str, port: int, speed: float, seed: int, accounts
     print(f"  CDN        {sim.base_url}/attachments/...", file=out)
     print(f"  inpaint    {sim.inpaint_submit_url}", file=out)
     print(f"  control    {sim.base_url}/_simulator/  (see adapter/simulator/README.md)", file=out)
-    print(f"  speed {speed:g}x, seed {seed}", file=out)
+    print(f"  speed {speed:g}x, seed {seed}, grids {config.grid_long_side}px" + (" photo-like" if photo_images else ""), file=out)
     for i, account in enumerate(sim.accounts, start=1):
         # These tokens are fabricated for the simulator; printing them is how a user wires a client.
         print(
