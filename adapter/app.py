@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 import httpx
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
@@ -58,7 +59,11 @@ from adapter.engine.translate import ChatTranslator
 from adapter.media.decoding import USER_IMAGE_MAX_PIXELS
 from adapter.media.fetch import FetchPolicy, ImageFetcher
 from adapter.media.store import ImageStore, LocalImageStore
+from adapter.stores.base import JobStore
 from adapter.stores.factory import open_store
+
+if TYPE_CHECKING:
+    from adapter.engine.cluster import Cluster
 
 log = logging.getLogger("adapter")
 
@@ -147,6 +152,45 @@ async def _demo_accounts(settings: Settings, stack: AsyncExitStack, demo_info: d
     return accounts, ("127.0.0.1",)
 
 
+def _make_account(cfg: DiscordAccountConfig | ProviderAccountConfig) -> Account:
+    if isinstance(cfg, DiscordAccountConfig):
+        return DiscordAccount(_discord_options(cfg))
+    return ProviderAccount.from_config(cfg)
+
+
+def _cluster(settings: Settings, store: JobStore, configured: list[DiscordAccountConfig | ProviderAccountConfig]) -> Cluster:
+    from adapter.engine.cluster import AccountPlan, Cluster  # needs the [redis] extra, as the store does
+    from adapter.engine.leases import default_replica_id
+
+    by_id = {a.id: a for a in configured}
+    plans = [
+        AccountPlan(
+            id=cfg.id,
+            kind="discord" if isinstance(cfg, DiscordAccountConfig) else "mjproxy",
+            modes=cfg.modes,
+            concurrency=cfg.concurrency,
+            queue_size=cfg.queue_size,
+        )
+        for cfg in configured
+    ]
+    cluster = Cluster(
+        store.client_url,  # type: ignore[attr-defined]
+        prefix=store.prefix,  # type: ignore[attr-defined]
+        replica_id=settings.replica_id or default_replica_id(),
+        plans=plans,
+        make_account=lambda account_id: _make_account(by_id[account_id]),
+        lease_ttl_seconds=settings.lease_ttl_seconds,
+    )
+    log.info("replica %s: account leases on %r (ttl %gs)", cluster.replica_id, store, settings.lease_ttl_seconds)
+    if not settings.image_store_url:
+        log.warning(
+            "replica %s: result images are kept in this replica's DATA_DIR; with several replicas, set "
+            "IMAGE_STORE_URL (an S3 bucket) or share DATA_DIR, or an image URL answers only where the job ran",
+            cluster.replica_id,
+        )
+    return cluster
+
+
 def image_store(settings: Settings) -> ImageStore:
     if not settings.image_store_url:
         return LocalImageStore(settings.data_dir)
@@ -170,15 +214,20 @@ def create_app(settings: Settings) -> Litestar:
             stack.push_async_callback(store.close)
 
             demo_info: dict[str, str] = {}
+            cluster = None
             if settings.demo:
                 accounts, extra_allow = await _demo_accounts(settings, stack, demo_info)
             else:
-                accounts = [DiscordAccount(_discord_options(a)) for a in settings.accounts if isinstance(a, DiscordAccountConfig) and a.enabled]
-                extra_allow = ()
+                configured = [a for a in settings.accounts if a.enabled]
                 # upstream midjourney-proxy providers; their image URLs are trusted like the operator's own hosts
-                providers = [ProviderAccount.from_config(a) for a in settings.accounts if isinstance(a, ProviderAccountConfig) and a.enabled]
-                accounts = [*accounts, *providers]
-                extra_allow = (*extra_allow, *(httpx.URL(p.base_url).host for p in providers))
+                extra_allow = tuple(httpx.URL(a.base_url).host for a in configured if isinstance(a, ProviderAccountConfig))
+                if store.shared:
+                    # several replicas may share this Redis: each account is driven by the one
+                    # replica holding its lease, and the others hand it their jobs
+                    cluster = _cluster(settings, store, configured)
+                    accounts = []
+                else:
+                    accounts = [_make_account(a) for a in configured]
             # Two trust levels: results come from the account's own sources (the Discord CDN, the
             # simulator, provider hosts, the operator's exemptions); URLs a caller hands us may
             # reach public addresses only, plus what the operator listed for them explicitly.
@@ -197,7 +246,18 @@ def create_app(settings: Settings) -> Litestar:
             stack.push_async_callback(user_fetcher.aclose)
             images = image_store(settings)
 
-            bus = JobBus()
+            bus: JobBus
+            if cluster is not None:
+                from adapter.engine.bus_redis import RedisJobBus
+                from adapter.engine.cluster import redis_client
+
+                bus_client = redis_client(store.client_url)  # type: ignore[attr-defined]
+                stack.push_async_callback(bus_client.aclose)
+                bus = RedisJobBus(bus_client, cluster.prefix, cluster.replica_id, resync=store.get)
+                await bus.start()
+                stack.push_async_callback(bus.close)  # after the service: its last events go out
+            else:
+                bus = JobBus()
             metrics_ = Metrics()
             bus.add_listener(metrics_.observe)
             scheduler = Scheduler(accounts)
@@ -220,6 +280,7 @@ def create_app(settings: Settings) -> Litestar:
                 bus=bus,
                 idempotency_window_seconds=settings.idempotency_window_seconds,
                 translator=translator,
+                peers=cluster,
             )
             # webhooks see every job event (recovery included) and close after the service, so the
             # last events are in the outbox before the store closes
@@ -235,8 +296,14 @@ def create_app(settings: Settings) -> Litestar:
                 stack.push_async_callback(account.close)
             # connect every account at once; a slow or broken one must not hold the others
             await asyncio.gather(*(a.start() for a in accounts))
+            if cluster is not None:
+                cluster.bind(service, scheduler)
+                # unwinds after the service has stopped following jobs: then the leases go back
+                stack.push_async_callback(cluster.close)
             await service.start()
             stack.push_async_callback(service.close)
+            if cluster is not None:
+                await cluster.start()
             if settings.retention_days is not None:
                 # closes first (the stack unwinds in reverse), so no pass runs on a closed store
                 retention = RetentionSweeper(
@@ -269,6 +336,7 @@ def create_app(settings: Settings) -> Litestar:
                 started_at=time.time(),
                 simulator_url=demo_info.get("simulator_url"),
                 ace_serving=AceServing(service, user_fetcher, webhook_allow_hosts=settings.webhook_allow_hosts),
+                cluster=cluster,
             )
             app.state.ctx = ctx
             await stack.enter_async_context(mcp.running(McpTools(service, image_inputs, images, settings.timeouts)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -156,6 +157,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     translate_model: str = "gpt-4o-mini"
     translate_api_key: Secret = Secret("")
     translate_timeout_seconds: float = 20.0
+    # several replicas (a redis:// store and configured accounts): this process's name in logs,
+    # leases and /v1/accounts (default: host-pid), and how long a dead replica's accounts wait
+    # before another takes them over
+    replica_id: str | None = None
+    lease_ttl_seconds: float = 5.0
 
     @property
     def demo(self) -> bool:
@@ -270,7 +276,7 @@ def load_settings(config_file: str | Path | None = None, env: Mapping[str, str] 
 def _finish(settings: Settings) -> Settings:
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"port must be between 0 and 65535, got {settings.port}")
-    for name in ("retention_days", "retention_interval_seconds", "translate_timeout_seconds"):
+    for name in ("retention_days", "retention_interval_seconds", "translate_timeout_seconds", "lease_ttl_seconds"):
         value = getattr(settings, name)
         if value is not None and not (0 < value < math.inf):  # also refuses NaN
             raise ConfigError(f"{name} must be a positive number, got {value}")
@@ -282,6 +288,10 @@ def _finish(settings: Settings) -> Settings:
         if not settings.translate_model.strip():
             raise ConfigError("translate_model must name a model when translate_base_url is set")
     settings = msgspec.structs.replace(settings, translate_base_url=translate_base)
+    if settings.replica_id is not None and not re.fullmatch(r"[A-Za-z0-9._:-]{1,64}", settings.replica_id):
+        raise ConfigError("replica_id must be 1-64 letters, digits, '.', '_', ':' or '-'")
+    if not 0.5 <= settings.lease_ttl_seconds <= 300:
+        raise ConfigError(f"lease_ttl_seconds must be between 0.5 and 300, got {settings.lease_ttl_seconds}")
     settings = _check_image_store(settings)
     accounts: list[AccountConfig] = []
     seen: set[str] = set()

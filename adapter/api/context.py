@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar import Request
 
@@ -24,6 +24,9 @@ from adapter.engine.service import JobService
 from adapter.engine.specs import RequestMeta
 from adapter.media.fetch import ImageFetcher
 from adapter.media.store import ImageStore
+
+if TYPE_CHECKING:
+    from adapter.engine.cluster import Cluster
 
 
 @dataclass
@@ -45,6 +48,7 @@ class ApiContext:
     started_at: float = 0.0
     simulator_url: str | None = None  # demo mode: the built-in simulator (loopback)
     ace_serving: AceServing | None = None  # /midjourney (the action-style Imagine API)
+    cluster: Cluster | None = None  # several replicas: who holds which account
 
     def public_base(self, request: Request[Any, Any, Any]) -> str:
         """The base of the image URLs in our answers (`<base>/images/<key>`)."""

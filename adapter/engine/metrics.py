@@ -44,7 +44,7 @@ class Metrics:
             if len(self._seen_finish) > 100_000:
                 self._seen_finish.clear()
 
-    def render(self, scheduler: Scheduler, running_by_status: dict[tuple[str, str], int]) -> str:
+    def render(self, scheduler: Scheduler, running_by_status: dict[tuple[str, str], int], *, cluster: dict[str, int] | None = None) -> str:
         lines: list[str] = []
 
         def head(name: str, kind: str, text: str) -> None:
@@ -76,4 +76,11 @@ class Metrics:
             lines.append(f'mj_job_duration_seconds_bucket{{action="{action}",le="+Inf"}} {self._count[action]}')
             lines.append(f'mj_job_duration_seconds_sum{{action="{action}"}} {self._sum[action]:.3f}')
             lines.append(f'mj_job_duration_seconds_count{{action="{action}"}} {self._count[action]}')
+        if cluster is not None:
+            # this replica's side of the account leases and job hand-overs
+            head("mj_cluster_events_total", "counter", "Lease and hand-over events on this replica, by kind.")
+            for kind, n in sorted(cluster.items()):
+                lines.append(f'mj_cluster_events_total{{kind="{kind}"}} {n}')
+            head("mj_cluster_accounts_held", "gauge", "Accounts this replica drives.")
+            lines.append(f"mj_cluster_accounts_held {len(scheduler.accounts())}")
         return "\n".join(lines) + "\n"

@@ -49,13 +49,20 @@ class Ticket(msgspec.Struct, kw_only=True):
     excluded: frozenset[str] = frozenset()
 
 
+# A ticket placed on an account another replica drives: handed over through the cluster (the job
+# is already in the store when the hand-over runs; see JobService._dispatch_remote).
+RemoteDispatch = Callable[[str, Ticket], None]
+
+
 class _Slot:
-    def __init__(self, account: Account) -> None:
+    def __init__(self, account: Account, *, remote: bool = False) -> None:
         self.account = account
+        self.remote = remote  # driven by another replica: status from the cluster, no local queue
         self.queue: deque[Ticket] = deque()
         self.running: dict[str, asyncio.Task[None]] = {}
         self.wake = asyncio.Event()
         self.pump: asyncio.Task[None] | None = None
+        self.dispatched = 0  # remote: tickets handed over since the holder last reported its load
 
     @property
     def status(self) -> AccountStatus:
@@ -63,6 +70,9 @@ class _Slot:
 
     @property
     def load(self) -> int:
+        if self.remote:
+            st = self.account.status()
+            return st.running + st.waiting + self.dispatched
         return len(self.running) + len(self.queue)
 
     def has_room(self, st: AccountStatus) -> bool:
@@ -74,7 +84,9 @@ class Scheduler:
         self._slots: dict[str, _Slot] = {}
         self._retry_after = retry_after_seconds
         self._closed = False
+        self._started = False
         self._frozen = False  # shutting down: nothing new starts
+        self._remote_dispatch: RemoteDispatch | None = None
         for account in accounts:
             self.add_account(account)
 
@@ -84,11 +96,48 @@ class Scheduler:
         slot = _Slot(account)
         self._slots[account.id] = slot
         account.add_listener(lambda st, slot=slot: self._on_account_state(slot, st))
+        if self._started:
+            slot.pump = asyncio.create_task(self._pump(slot), name=f"pump-{account.id}")
+
+    def set_remote_dispatch(self, dispatch: RemoteDispatch) -> None:
+        self._remote_dispatch = dispatch
+
+    def add_remote(self, account: Account) -> list[Ticket]:
+        """`account` (a stand-in whose status() is what the cluster last heard of it) is driven by
+        another replica from now on. Returns the tickets that were queued on it here: their jobs
+        are NOT_START in the store, pinned to this account, and its new holder takes them up."""
+        dropped: list[Ticket] = []
+        old = self._slots.get(account.id)
+        if old is not None and not old.remote:
+            dropped = list(old.queue)
+            old.queue.clear()
+            if old.pump is not None:
+                old.pump.cancel()
+        self._slots[account.id] = _Slot(account, remote=True)
+        return dropped
+
+    def is_remote(self, account_id: str | None) -> bool:
+        slot = self._slots.get(account_id or "")
+        return slot is not None and slot.remote
+
+    def reported(self, account_id: str) -> None:
+        """The holder of a remote account reported its load: hand-overs since are counted in it."""
+        slot = self._slots.get(account_id)
+        if slot is not None and slot.remote:
+            slot.dispatched = 0
 
     def accounts(self) -> list[Account]:
-        return [s.account for s in self._slots.values()]
+        """The accounts this process drives (not those other replicas hold)."""
+        return [s.account for s in self._slots.values() if not s.remote]
 
     def account(self, account_id: str) -> Account | None:
+        """The account if this process drives it."""
+        slot = self._slots.get(account_id)
+        return slot.account if slot and not slot.remote else None
+
+    def known(self, account_id: str) -> Account | None:
+        """The account, driven here or by another replica (a stand-in that forwards pause and
+        resume to its holder)."""
         slot = self._slots.get(account_id)
         return slot.account if slot else None
 
@@ -96,7 +145,9 @@ class Scheduler:
         out = []
         for slot in self._slots.values():
             st = slot.status
-            out.append(msgspec.structs.replace(st, running=len(slot.running), waiting=len(slot.queue)))
+            if not slot.remote:
+                st = msgspec.structs.replace(st, running=len(slot.running), waiting=len(slot.queue))
+            out.append(st)
         return out
 
     def queue_depth(self) -> int:
@@ -106,8 +157,9 @@ class Scheduler:
         return any(s.status.state is AccountState.READY for s in self._slots.values())
 
     def start(self) -> None:
+        self._started = True
         for slot in self._slots.values():
-            if slot.pump is None:
+            if slot.pump is None and not slot.remote:
                 slot.pump = asyncio.create_task(self._pump(slot), name=f"pump-{slot.account.id}")
 
     def freeze(self) -> None:
@@ -133,9 +185,23 @@ class Scheduler:
         return self._enqueue(self._choose(ticket), ticket)
 
     def _enqueue(self, slot: _Slot, ticket: Ticket) -> str:
+        if slot.remote:
+            if self._remote_dispatch is None:
+                raise NoAccountAvailable(f"Account {slot.account.id} is driven by another replica, and this one cannot hand jobs over.")
+            slot.dispatched += 1
+            self._remote_dispatch(slot.account.id, ticket)
+            return slot.account.id
         slot.queue.append(ticket)
         slot.wake.set()
         return slot.account.id
+
+    def enqueue_on(self, account_id: str, ticket: Ticket) -> str:
+        """Queue a ticket on this account if this process drives it, else place it anew (a job
+        handed over by another replica, or taken up after a lease changed hands)."""
+        slot = self._slots.get(account_id)
+        if slot is not None and not slot.remote and slot.status.state not in _GONE:
+            return self._enqueue(slot, ticket)
+        return self.place(ticket)
 
     def _choose(self, ticket: Ticket) -> _Slot:
         if ticket.pinned_account is not None:
@@ -182,8 +248,9 @@ class Scheduler:
         with_room = [(s, st) for s, st in usable if s.has_room(st)]
         if not with_room:
             raise QueueFull("Every Midjourney account is busy and its queue is full; try again shortly.", self._retry_after)
-        # least loaded relative to what the account can run at once
-        slot, _ = min(with_room, key=lambda pair: (pair[0].load / max(pair[1].concurrency, 1), pair[0].load))
+        # least loaded relative to what the account can run at once; on a tie, one this process
+        # drives (no hand-over)
+        slot, _ = min(with_room, key=lambda pair: (pair[0].load / max(pair[1].concurrency, 1), pair[0].load, pair[0].remote))
         return slot
 
     def _cooling_refusal(self, cooling: list[AccountStatus], who: str) -> QueueFull:
@@ -234,20 +301,20 @@ class Scheduler:
             slot.wake.set()
 
     def _on_account_state(self, slot: _Slot, st: AccountStatus) -> None:
-        if self._frozen:
-            return  # shutting down: queued jobs stay queued in the store
+        if self._frozen or self._slots.get(slot.account.id) is not slot:
+            return  # shutting down (queued jobs stay queued in the store), or no longer ours
         if st.state is AccountState.READY:
             slot.wake.set()
             # a ready account takes over what waits on accounts that are reconnecting
             for other in self._slots.values():
-                if other is not slot and other.queue and other.status.state in _TRANSIENT:
+                if other is not slot and not other.remote and other.queue and other.status.state in _TRANSIENT:
                     asyncio.get_running_loop().call_soon(self._evacuate, other)
         elif st.state in _GONE | _COOLING | _TRANSIENT and slot.queue:
             # move on the next loop turn: listeners are called from inside the account
             asyncio.get_running_loop().call_soon(self._evacuate, slot)
 
     def _evacuate(self, slot: _Slot) -> None:
-        if self._frozen:
+        if self._frozen or self._slots.get(slot.account.id) is not slot:
             return
         st = slot.status
         if st.state in _TRANSIENT:

@@ -52,11 +52,12 @@ from adapter.engine.errors import (
     SeedUnavailable,
     ServiceClosing,
 )
+from adapter.engine.peers import Peers
 from adapter.engine.results import ResultIngester
 from adapter.engine.scheduler import Scheduler, Ticket
 from adapter.engine.specs import ActSpec, RequestMeta, SubmitSpec
 from adapter.engine.translate import PromptTranslator
-from adapter.stores.base import DuplicateRequest, JobStore
+from adapter.stores.base import UNFINISHED_STATUSES, DuplicateRequest, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class JobService:
         idempotency_window_seconds: float = 600.0,
         sweep_interval_seconds: float = 5.0,
         translator: PromptTranslator | None = None,
+        peers: Peers | None = None,
     ) -> None:
         self.store = store
         self.scheduler = scheduler
@@ -88,6 +90,12 @@ class JobService:
         self._idem_window_ms = int(idempotency_window_seconds * 1000)
         self._sweep_interval = sweep_interval_seconds
         self._tasks: dict[str, asyncio.Task[Any]] = {}  # job id -> its runner (running jobs)
+        self._task_account: dict[str, str] = {}  # job id -> the account its runner drives
+        # several replicas: accounts are adopted one by one as their leases are acquired, and
+        # jobs placed on accounts other replicas drive are handed over to them
+        self.peers = peers
+        if peers is not None:
+            scheduler.set_remote_dispatch(self._dispatch_remote)
         self._locks: dict[str, asyncio.Lock] = {}
         self._admitting: dict[str, asyncio.Event] = {}  # placed, insert not yet finished
         self._background: set[asyncio.Task[Any]] = set()
@@ -95,12 +103,14 @@ class JobService:
         self._closing = False
         self.drain_seconds = 10.0  # how long shutdown waits for interactions being sent
         self.cancel_wait_seconds = 10.0  # how long a cancel waits for Midjourney to stop the job
+        self.remote_seed_timeout = 75.0  # a seed asked of another replica (its own wait is 60 s)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
         self.scheduler.start()
-        await self._recover()
+        if self.peers is None:
+            await self._recover()
         self._sweeper = asyncio.create_task(self._sweep(), name="job-sweeper")
 
     @property
@@ -299,6 +309,14 @@ class JobService:
         if job.status.finished:
             return job
         self.scheduler.remove(job.id)
+        if self.peers is not None and job.status in _RUNNING and self.scheduler.is_remote(job.account_id) and job.id not in self._tasks:
+            # another replica drives its account: only it can stop the job at Midjourney
+            assert job.account_id is not None
+            try:
+                await self.peers.ask(job.account_id, "cancel", job.id)
+                await self.wait(job.id, timeout=self.cancel_wait_seconds)
+            except (TimeoutError, EngineError, ServiceClosing) as exc:
+                log.info("job %s: cancel asked of the holder of %s, not confirmed: %s", job.id, job.account_id, exc)
         running = self._tasks.get(job.id)
         if running is not None and job.status in _RUNNING and job.progress_message_id and job.account_id:
             # Stop it at Midjourney too (❌ on its progress message), so it spends nothing more;
@@ -313,6 +331,7 @@ class JobService:
             if asked:
                 await asyncio.wait({running}, timeout=self.cancel_wait_seconds)
         task = self._tasks.pop(job.id, None)
+        self._task_account.pop(job.id, None)
         if task is not None and not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -380,16 +399,18 @@ class JobService:
             del self._admitting[job.id]
 
     def _place(self, job: Job, excluded: frozenset[str] = frozenset()) -> str:
-        pinned = job.account_id if job.parent_id else None
-        ticket = Ticket(
-            job_id=job.id,
+        return self.scheduler.place(self._ticket(job, excluded))
+
+    def _ticket(self, job: Job, excluded: frozenset[str]) -> Ticket:
+        job_id = job.id
+        return Ticket(
+            job_id=job_id,
             mode=job.mode,
-            pinned_account=pinned,
-            run=lambda account: self._runner(job.id, account),
-            orphaned=lambda err: self._orphaned(job.id, err),
+            pinned_account=job.account_id if job.parent_id else None,
+            run=lambda account: self._runner(job_id, account),
+            orphaned=lambda err: self._orphaned(job_id, err),
             excluded=excluded,
         )
-        return self.scheduler.place(ticket)
 
     async def _orphaned(self, job_id: str, err: EngineError) -> None:
         job = await self.store.get(job_id)
@@ -402,6 +423,7 @@ class JobService:
         task = asyncio.current_task()
         assert task is not None
         self._tasks[job_id] = task
+        self._task_account[job_id] = account.id
         try:
             if (admitted := self._admitting.get(job_id)) is not None:
                 await admitted.wait()
@@ -409,6 +431,7 @@ class JobService:
         finally:
             if self._tasks.get(job_id) is task:
                 del self._tasks[job_id]
+                self._task_account.pop(job_id, None)
 
     def _deadline_ms(self, job: Job) -> int:
         return job.created_at + int(self.timeouts.for_mode(job.mode) * 1000)
@@ -427,6 +450,8 @@ class JobService:
         async def before_send(nonce: str) -> None:
             if self._closing:
                 raise NotSent(_err(ErrorCategory.ACCOUNT, "The service is shutting down; the job stays queued."))
+            if self.peers is not None and not self.peers.may_send(account.id):
+                raise NotSent(_err(ErrorCategory.ACCOUNT, f"This replica no longer holds account {account.id}."))
             job.status = JobStatus.SUBMITTED
             job.nonce = nonce
             job.attempts += 1
@@ -536,7 +561,11 @@ class JobService:
             if status is not JobStatus.SUCCESS:
                 job.fail_reason = reason
                 job.error_category = category
-            await self.store.update(job)
+            # one compare-and-set: of two replicas ending the same job (a lease that changed
+            # hands while it ran), only the first write lands and only it is announced
+            if not await self.store.update(job, expect_status=UNFINISHED_STATUSES):
+                self._locks.pop(job.id, None)
+                return
         self.bus.publish(msgspec.structs.replace(job))
         self._locks.pop(job.id, None)
 
@@ -628,22 +657,110 @@ class JobService:
         task = asyncio.current_task()
         assert task is not None
         self._tasks[job.id] = task
+        self._task_account[job.id] = account.id
         try:
             remaining = max(1.0, (self._deadline_ms(job) - now_ms()) / 1000)
             await self._drive(job, account, lambda emit: account.recover(probe, emit), remaining)
         finally:
-            self._tasks.pop(job.id, None)
+            if self._tasks.get(job.id) is task:
+                del self._tasks[job.id]
+                self._task_account.pop(job.id, None)
 
     async def _sweep(self) -> None:
-        """Fail queued jobs whose deadline passed before they got an account slot."""
+        """Fail queued jobs whose deadline passed before they got an account slot (and, with
+        several replicas, take up what was handed to this one's accounts but not heard of)."""
         while True:
             await asyncio.sleep(self._sweep_interval)
             try:
                 for job in await self.store.list_unfinished():
                     if job.status is JobStatus.NOT_START and now_ms() > self._deadline_ms(job) and self.scheduler.remove(job.id):
                         await self._finish(job, JobStatus.FAILURE, reason="The job waited too long for a free account.", category=ErrorCategory.TIMEOUT)
+                    elif self.peers is not None and not self._closing:
+                        await self._sweep_cluster_job(job)
             except Exception:
                 log.exception("sweeper pass failed")
+
+    # --- internals: several replicas ----------------------------------------------------------
+
+    def _known_here(self, job_id: str) -> bool:
+        return job_id in self._tasks or job_id in self._admitting or self.scheduler.is_queued(job_id)
+
+    async def adopt(self, account_id: str) -> None:
+        """This replica now drives `account_id` (its lease was just acquired): take up the jobs
+        the store pins to it - queued ones are queued here, ones that were running are
+        reconciled from the account's channel (the restart path), so none is lost or sent
+        twice."""
+        for job in await self.store.list_unfinished():
+            if job.account_id != account_id or self._known_here(job.id):
+                continue
+            if job.status is JobStatus.NOT_START:
+                self._take(job, account_id)
+            elif job.status in _RUNNING:
+                log.info("job %s: running on %s when it changed hands; reconciling", job.id, account_id)
+                self._spawn(self._reattach(job), f"adopt-{job.id}")
+
+    async def release_account(self, account_id: str) -> None:
+        """This replica no longer drives `account_id`: stop following its jobs (their state stays
+        in the store, and the new holder reconciles them); queued tickets were dropped by the
+        scheduler and are taken up by the new holder from the store."""
+        tasks = [t for job_id, t in list(self._tasks.items()) if self._task_account.get(job_id) == account_id]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def take_over(self, job_id: str, account_id: str) -> None:
+        """Another replica handed a NOT_START job to `account_id`, which this one drives."""
+        if self._closing or self._known_here(job_id):
+            return
+        job = await self.store.get(job_id)
+        if job is None or job.status is not JobStatus.NOT_START:
+            return
+        self._take(job, job.account_id or account_id)
+
+    def _take(self, job: Job, account_id: str) -> None:
+        ticket = self._ticket(job, frozenset())
+        try:
+            placed = self.scheduler.enqueue_on(account_id, ticket)
+        except EngineError as err:
+            self._spawn(self._finish(job, JobStatus.FAILURE, reason=err.message, category=err.category), f"refuse-{job.id}")
+            return
+        if placed != job.account_id:
+            self._spawn(self._repin(job.id, placed), f"repin-{job.id}")
+
+    async def _repin(self, job_id: str, account_id: str) -> None:
+        """Record a queued job's new account, so whoever drives that account finds it."""
+        async with self._lock(job_id):
+            job = await self.store.get(job_id)
+            if job is not None and job.status is JobStatus.NOT_START and job.account_id != account_id:
+                job.account_id = account_id
+                await self.store.update(job, expect_status=JobStatus.NOT_START)
+
+    def _dispatch_remote(self, account_id: str, ticket: Ticket) -> None:
+        self._spawn(self._hand_over(account_id, ticket.job_id), f"hand-over-{ticket.job_id}")
+
+    async def _hand_over(self, account_id: str, job_id: str) -> None:
+        assert self.peers is not None
+        if (admitted := self._admitting.get(job_id)) is not None:
+            await admitted.wait()  # the holder reads the job from the store
+        await self._repin(job_id, account_id)
+        try:
+            await self.peers.hand_over(account_id, job_id)
+        except Exception as exc:  # the holder's sweep finds it in the store all the same
+            log.warning("job %s: hand-over to the holder of %s failed (%s); it is found by its sweep", job_id, account_id, exc)
+
+    async def _sweep_cluster_job(self, job: Job) -> None:
+        """A job this replica should be running but is not: handed over while the notice was
+        lost, or pinned to an account no replica is configured with any more."""
+        if self._known_here(job.id) or job.status is not JobStatus.NOT_START:
+            return
+        account_id = job.account_id or ""
+        if self.scheduler.account(account_id) is not None:
+            if now_ms() > self._deadline_ms(job):
+                await self._finish(job, JobStatus.FAILURE, reason="The job waited too long for a free account.", category=ErrorCategory.TIMEOUT)
+            else:
+                self._take(job, account_id)
+        elif not self.scheduler.is_remote(account_id) and job.parent_id is None:
+            self._take(job, account_id)  # its account is configured nowhere: placed anew
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=name)
@@ -665,20 +782,58 @@ class JobService:
         if job.action in (Action.DESCRIBE, Action.SHORTEN) or not job.message_id or not job.job_hash:
             raise ActionNotAvailable(f"Job {job.id} made no image, so it has no seed.", param="job_id")
         account = self.scheduler.account(job.account_id or "")
+        if account is None and self.peers is not None and self.scheduler.is_remote(job.account_id):
+            return await self._remote_seed(job)
         if account is None:
             raise NoAccountAvailable(f"The account that ran job {job.id} is no longer configured, so its seed cannot be asked for.")
         ref = ResultRef(message_id=job.message_id, job_hash=job.job_hash, message_flags=job.message_flags, bot=job.bot)
         try:
             seed = await account.seed(ref)
         except JobFailed as exc:
+            await self._note_seed(job.id, "", f"{exc.error.category.value}:{exc.error.message}")
             raise SeedUnavailable(exc.error.message, exc.error.category) from None
-        async with self._lock(job.id):
-            current = await self.store.get(job.id)
-            if current is not None and not current.seed:
-                current.seed = seed
-                await self.store.update(current)
-        self._locks.pop(job.id, None)
+        await self._note_seed(job.id, seed, None)
         return seed
+
+    async def _note_seed(self, job_id: str, seed: str, error: str | None) -> None:
+        """Keep the seed on the job, or why it could not be had (for a replica that asked)."""
+        async with self._lock(job_id):
+            current = await self.store.get(job_id)
+            if current is not None and not current.seed:
+                if seed:
+                    current.seed = seed
+                    current.extra.pop("seed_error", None)
+                else:
+                    current.extra["seed_error"] = f"{now_ms()}:{error}"
+                await self.store.update(current)
+        self._locks.pop(job_id, None)
+
+    async def _remote_seed(self, job: Job) -> str:
+        """The seed of a job whose account another replica drives: asked of it, read back from
+        the store (where the holder keeps the seed, or the reason there is none)."""
+        assert self.peers is not None and job.account_id is not None
+        asked_at = now_ms()
+        await self.peers.ask(job.account_id, "seed", job.id)
+        deadline = asyncio.get_running_loop().time() + self.remote_seed_timeout
+        while asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.2)
+            current = await self.store.get(job.id)
+            if current is None:
+                raise JobNotFound(job.id)
+            if current.seed:
+                return current.seed
+            stamp, _, error = current.extra.get("seed_error", "").partition(":")
+            if error and stamp.isdigit() and int(stamp) >= asked_at - 1000:
+                category, _, message = error.partition(":")
+                try:
+                    cat = ErrorCategory(category)
+                except ValueError:
+                    cat = ErrorCategory.RETRYABLE
+                raise SeedUnavailable(message, cat)
+        raise SeedUnavailable(
+            f"The replica driving account {job.account_id} did not report the seed within {self.remote_seed_timeout:.0f} s.",
+            ErrorCategory.TIMEOUT,
+        )
 
 
 class _Progress:
@@ -738,11 +893,12 @@ class _Progress:
             if self.job.status.finished:
                 return
             try:
-                await self.s.store.update(self.job)
+                saved = await self.s.store.update(self.job, expect_status=UNFINISHED_STATUSES)
             except Exception as exc:  # progress is best effort; the final write is not
                 log.warning("job %s: progress not saved: %s", self.job.id, exc)
                 return
-            self.s.bus.publish(msgspec.structs.replace(self.job))
+            if saved:  # else it ended elsewhere (another replica took the account over)
+                self.s.bus.publish(msgspec.structs.replace(self.job))
 
     async def _fetch_previews(self) -> None:
         try:

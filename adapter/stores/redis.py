@@ -370,6 +370,8 @@ def _glob_escape(text: str) -> str:
 class RedisJobStore:
     """JobStore on Redis. `url` is a redis-py URL (redis://, rediss://, unix://)."""
 
+    shared = True
+
     def __init__(self, url: str, *, prefix: str = "mj", client: aioredis.Redis | None = None) -> None:
         if not prefix:
             raise ValueError("redis key prefix must not be empty")
@@ -381,6 +383,11 @@ class RedisJobStore:
 
     def __repr__(self) -> str:
         return f"RedisJobStore(url={redact_url(self._url)!r}, prefix={self.prefix!r})"
+
+    @property
+    def client_url(self) -> str:
+        """The redis-py URL (credentials included: never log it; repr() redacts them)."""
+        return self._url
 
     async def __aenter__(self) -> RedisJobStore:
         await self.open()

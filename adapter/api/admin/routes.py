@@ -41,6 +41,11 @@ class AccountView(msgspec.Struct):
     queue_size: int
     # cooling down (a daily cap, Midjourney's queue full): when it takes jobs again, ISO 8601 UTC
     available_at: str | None = None
+    # several replicas: the one driving the account, since when (ISO 8601 UTC), and whether it is
+    # the replica that answered
+    replica: str | None = None
+    held_since: str | None = None
+    held_here: bool | None = None
 
 
 class Readiness(msgspec.Struct, omit_defaults=True):
@@ -60,6 +65,8 @@ def _iso(ms: int) -> str:
 
 def _accounts(request: Request[Any, Any, Any]) -> list[AccountView]:
     ctx = ctx_of(request)
+    holders = ctx.cluster.holders() if ctx.cluster is not None else {}
+    me = ctx.cluster.replica_id if ctx.cluster is not None else None
     return [
         AccountView(
             id=st.id,
@@ -72,6 +79,9 @@ def _accounts(request: Request[Any, Any, Any]) -> list[AccountView]:
             concurrency=st.concurrency,
             queue_size=st.queue_size,
             available_at=_iso(st.until_ms) if st.until_ms is not None and st.state is AccountState.COOLING_DOWN else None,
+            replica=(held := holders.get(st.id)) and held.replica_id,
+            held_since=_iso(held.since_ms) if held else None,
+            held_here=(held.replica_id == me) if held else (False if me else None),
         )
         for st in ctx.scheduler.statuses()
     ]
@@ -125,7 +135,7 @@ async def metrics(request: Request[Any, Any, Any]) -> str:
     _admin(request)
     ctx = ctx_of(request)
     counts = await ctx.service.store.count_by_status()
-    return ctx.metrics.render(ctx.scheduler, counts)
+    return ctx.metrics.render(ctx.scheduler, counts, cluster=ctx.cluster.counters() if ctx.cluster is not None else None)
 
 
 @get("/v1/accounts", sync_to_thread=False, responses=responses(list[AccountView], "Every account and its state (admin key)."))
@@ -140,7 +150,7 @@ class PauseBody(msgspec.Struct, kw_only=True):
 
 
 def _account_or_404(request: Request[Any, Any, Any], account_id: str) -> Account:
-    account = ctx_of(request).scheduler.account(account_id)
+    account = ctx_of(request).scheduler.known(account_id)
     if account is None:
         raise OpenAIError(404, f"No account with id {account_id!r}.", param="account_id", code="not_found")
     return account

@@ -190,6 +190,10 @@ class DiscordAccount(AccountHealthMixin):
         self._background: set[asyncio.Task[Any]] = set()
         self.reconciles = 0
         self._draining = False
+        # several replicas: the lease fence, asked right before each interaction goes out, and
+        # where each interaction is recorded so pacing and the daily cap hold across the cluster
+        self.send_gate: Callable[[], bool] | None = None
+        self.on_paced: Callable[[str, int, float], None] | None = None  # (UTC day, count, epoch s)
 
     # --- Account protocol ---------------------------------------------------------------------
 
@@ -558,11 +562,24 @@ class DiscordAccount(AccountHealthMixin):
                 yield
             finally:
                 self._last_interaction = time.monotonic()
+                if self.on_paced is not None and self._day is not None:
+                    self.on_paced(self._day.isoformat(), self._day_count, time.time())
                 if self._cap_reached():
                     # say so now, so the scheduler sends the next jobs elsewhere or refuses them
                     self._cool_until_midnight()
         finally:
             self._pace_lock.release()
+
+    def restore_pacing(self, day: str, count: int, last_epoch_s: float) -> None:
+        """Carry on from where the account's previous holder (another replica) left off: the
+        interactions counted today and the time of the last one."""
+        try:
+            self._day = dt.date.fromisoformat(day)
+        except ValueError:
+            return
+        self._day_count = max(0, count)
+        self._last_interaction = time.monotonic() - max(0.0, time.time() - last_epoch_s)
+        self._roll_day()
 
     def _roll_day(self) -> None:
         today = dt.datetime.now(dt.timezone.utc).date()
@@ -576,6 +593,8 @@ class DiscordAccount(AccountHealthMixin):
         """Raise NotSent unless an interaction may go out now."""
         if self._draining:
             raise NotSent(BackendError(category=ErrorCategory.ACCOUNT, message="the service is shutting down"))
+        if self.send_gate is not None and not self.send_gate():
+            raise NotSent(BackendError(category=ErrorCategory.ACCOUNT, message=f"this replica no longer holds account {self.id}"))
         if self._state is not AccountState.READY:
             reason = f": {self._reason}" if self._reason else ""
             raise NotSent(BackendError(category=ErrorCategory.ACCOUNT, message=f"account {self.id} is {self._state.value}{reason}"))
