@@ -24,16 +24,23 @@ from adapter.engine.errors import (
 )
 
 
-# the codes that API documents, with the HTTP status it sends them with
+# the codes that API documents, with the HTTP status it sends them with (its OpenAPI document,
+# AceDataCloud/Docs openapi/midjourney.json: 400 bad_request / token_mismatched /
+# api_not_implemented, 401 invalid_token, 403 forbidden (moderation: "Sorry! Our AI moderators
+# feel your prompt might be against our community standards."), 429 too_many_requests,
+# 500 api_error, 504 timeout; the error body is {"error": {code, message}, "trace_id"}, and its
+# Tasks guide shows "success": false beside them). not_found (404) is ours: its documents give no
+# code for an unknown task or image id.
 BAD_REQUEST = "bad_request"
 NOT_IMPLEMENTED = "api_not_implemented"
 INVALID_TOKEN = "invalid_token"
+FORBIDDEN = "forbidden"
 NOT_FOUND = "not_found"
 TOO_MANY = "too_many_requests"
 TIMEOUT = "timeout"
 API_ERROR = "api_error"
 
-STATUS = {BAD_REQUEST: 400, NOT_IMPLEMENTED: 400, INVALID_TOKEN: 401, NOT_FOUND: 404, TOO_MANY: 429, TIMEOUT: 504, API_ERROR: 500}
+STATUS = {BAD_REQUEST: 400, NOT_IMPLEMENTED: 400, INVALID_TOKEN: 401, FORBIDDEN: 403, NOT_FOUND: 404, TOO_MANY: 429, TIMEOUT: 504, API_ERROR: 500}
 
 
 class AceError(Exception):
@@ -46,7 +53,8 @@ class AceError(Exception):
         self.headers = headers or {}
 
     def body(self) -> ErrorBody:
-        return ErrorBody(success=False, error=ErrorDetail(code=self.code, message=self.message), task_id=self.task_id, trace_id=str(uuid.uuid4()))
+        # a refusal about a task carries that task's id as its trace id (retrievable by it)
+        return ErrorBody(success=False, error=ErrorDetail(code=self.code, message=self.message), task_id=self.task_id, trace_id=self.task_id or str(uuid.uuid4()))
 
 
 def bad_request(message: str) -> AceError:
@@ -64,7 +72,7 @@ def not_offered(message: str) -> AceError:
 
 def from_engine(exc: EngineError) -> AceError:
     if isinstance(exc, PromptRejected):
-        return bad_request(f"Banned prompt: the word {exc.word!r} is not allowed; nothing was sent to Midjourney.")
+        return AceError(FORBIDDEN, f"Banned prompt: the word {exc.word!r} is not allowed; nothing was sent to Midjourney.")
     if isinstance(exc, (QueueFull, NoAccountAvailable)):
         return AceError(TOO_MANY, exc.message, headers={"Retry-After": str(exc.retry_after)})
     if isinstance(exc, JobNotFound):
@@ -97,7 +105,7 @@ EXCEPTION_HANDLERS = exception_handlers(
 _ERROR_STATUSES: dict[int, str] = {
     400: "bad_request (a malformed body, an action the image does not offer) or api_not_implemented (a capability Midjourney does not offer over Discord).",
     401: "invalid_token: no API key, or not one of ours.",
-    403: "invalid_token: a browser page from another origin called a keyless server.",
+    403: "forbidden: the prompt was refused by moderation (ours or Midjourney's); invalid_token: a browser page from another origin called a keyless server.",
     404: "not_found: an unknown task or image id, or another key's.",
     429: "too_many_requests: the queues are full or no account can take the job.",
     500: "api_error: the task failed or an internal error.",

@@ -11,11 +11,15 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from adapter.api.common.bodies import MAX_PROMPT_CHARS, NO_CONTROL
+from adapter.api.common.bodies import MAX_DATA_URL_CHARS, MAX_PROMPT_CHARS, NO_CONTROL
 
 Prompt = Annotated[str, msgspec.Meta(max_length=MAX_PROMPT_CHARS, pattern=NO_CONTROL)]
 Url = Annotated[str, msgspec.Meta(max_length=4096)]
 Id = Annotated[str, msgspec.Meta(max_length=200)]
+# that API's OpenAPI document calls `mask` an image URL; its MCP server and CLI send the mask as
+# base64: either is taken (a URL, a data URL or bare base64 of a PNG/JPEG/WebP)
+Mask = Annotated[str, msgspec.Meta(max_length=MAX_DATA_URL_CHARS)]
+MAX_BATCH = 100  # retrieve_batch: ids / trace_ids per call, and `limit`
 
 ImagineAction = Literal[
     "generate",
@@ -49,7 +53,7 @@ class ImagineRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     action: ImagineAction = "generate"
     prompt: Prompt | None = None
     image_id: Id | None = None
-    mask: Url | None = None  # variation_region: the region to redo (white), as an image URL
+    mask: Mask | None = None  # variation_region: the region to redo (white)
     mode: Literal["fast", "relax", "turbo"] | None = None
     translation: bool | None = None
     split_images: bool | None = None
@@ -59,14 +63,28 @@ class ImagineRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     timeout: Annotated[int, msgspec.Meta(ge=1, le=3600)] | None = None
     callback_url: Url | None = None
     async_: bool | None = msgspec.field(default=None, name="async")
+    # NDJSON progress lines: that API's documented switch is the `accept: application/x-ndjson`
+    # header (OpenAPI document of /midjourney/imagine); its task records echo a `stream` field too
+    stream: bool | None = None
+    # billing hints of that API (V8 features); Midjourney reads the prompt's own flags
+    style_reference: bool | None = None
+    moodboard: bool | None = None
 
 
 class TasksRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
-    """`action` retrieve with `id`, or retrieve_batch with `ids`."""
+    """`action` retrieve with `id` (or `trace_id`), or retrieve_batch with `ids` (and/or
+    `trace_ids`); retrieve_batch with neither lists the caller's newest tasks. `offset` / `limit`
+    page a batch (that API's defaults: 0 and 12)."""
 
     action: Literal["retrieve", "retrieve_batch"] = "retrieve"
     id: Id | None = None
-    ids: Annotated[list[Id], msgspec.Meta(max_length=500)] | None = None
+    trace_id: Id | None = None
+    ids: Annotated[list[Id], msgspec.Meta(max_length=MAX_BATCH)] | None = None
+    trace_ids: Annotated[list[Id], msgspec.Meta(max_length=MAX_BATCH)] | None = None
+    # None: not sent (a listing then takes that API's defaults 0 and 12; a batch of ids is
+    # paged only when asked)
+    offset: Annotated[int, msgspec.Meta(ge=0, le=10_000)] | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_BATCH)] | None = None
 
 
 class DescribeRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
@@ -84,7 +102,8 @@ class ShortenRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
 
 
 class SeedRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
-    """The seed of a result: its `image_id` (or its `task_id`, the same id here)."""
+    """The seed of a result: its `image_id` (documented, required); `task_id` (the same id here)
+    is taken too."""
 
     image_id: Id | None = None
     task_id: Id | None = None
@@ -127,6 +146,7 @@ class ImagineResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     progress: int
     actions: list[str] = []
     error: ErrorDetail | None = None
+    trace_id: str | None = None  # the request's trace id: the task's id here (see serving.py)
 
 
 class DescribeResult(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -136,6 +156,7 @@ class DescribeResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     image_url: str | None = None
     progress: int
     error: ErrorDetail | None = None
+    trace_id: str | None = None
 
 
 class ShortenResult(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -144,11 +165,12 @@ class ShortenResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     prompts: list[str] = []
     progress: int
     error: ErrorDetail | None = None
+    trace_id: str | None = None
 
 
 class SeedResult(msgspec.Struct, kw_only=True):
-    success: bool
-    image_id: str
+    """Exactly that API's documented answer (OpenAPI document and Seed guide): `{"seed": "..."}`."""
+
     seed: str
 
 
@@ -164,6 +186,7 @@ class TaskRequestEcho(msgspec.Struct, kw_only=True, omit_defaults=True):
     image_id: str | None = None
     mode: str | None = None
     callback_url: str | None = None
+    trace_id: str | None = None
 
 
 class TaskRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -172,11 +195,19 @@ class TaskRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     id: str
     type: str  # "imagine" | "describe" | "shorten"
+    image_id: str | None = None  # imagine tasks: the image_id follow-ups take
     created_at: float  # Unix seconds
+    started_at: float | None = None
     finished_at: float | None = None
     duration: float | None = None
     request: TaskRequestEcho
     response: dict[str, Any]
+    # once the task has ended, its outcome at the top level too: that API's own CLI
+    # (midjourney-pro-cli `wait`) reads `success` / `image_url` / `error` there, its MCP server
+    # and SDK read `response`; absent while the task runs (a false `success` reads as failed)
+    success: bool | None = None
+    image_url: str | None = None
+    error: ErrorDetail | None = None
 
 
 class TaskBatch(msgspec.Struct, kw_only=True):

@@ -10,6 +10,7 @@ from typing import Any
 from litestar import Request, Router, post, route
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
+from litestar.response import Stream
 
 from adapter.api.acedata import errors as E
 from adapter.api.acedata.errors import EXCEPTION_HANDLERS, AceError, responses
@@ -63,13 +64,26 @@ async def _job_call(request: Request[Any, Any, Any], model: type[Any]) -> tuple[
     return serving, req, request_meta(request, owner, body, webhook_url=hook), ctx_of(request).public_base(request)
 
 
+NDJSON = "application/x-ndjson"
+
+
+def wants_ndjson(request: Request[Any, Any, Any]) -> bool:
+    return NDJSON in request.headers.get("accept", "").lower()
+
+
 async def imagine(request: Request[Any, Any, Any]) -> Any:
     """`action` generate (with `prompt`) or a follow-up on `image_id`: upscale1-4, variation1-4,
     reroll on a grid; upscale_2x/4x, variation_subtle/strong/region (`mask`), zoom_out_2x/1_5x,
     pan_left/right/up/down on an upscaled image (whatever its `actions` list). Waits for the
-    result unless `async` is true (then answers the `task_id` at once)."""
+    result unless `async` is true (then answers the `task_id` at once). With
+    `accept: application/x-ndjson` (or `stream: true`) the wait is a stream of JSON lines, one
+    per change of progress, the last being the result or the error object."""
     serving, req, meta, base = await _job_call(request, ImagineRequest)
-    return await serving.imagine(req, meta, base)
+    out = await serving.imagine(req, meta, base, ndjson=wants_ndjson(request))
+    if hasattr(out, "__aiter__"):
+        # the header too: the handler's JSON media type would otherwise win over the Stream's
+        return Stream(out, media_type=NDJSON, headers={"Content-Type": NDJSON, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return out
 
 
 async def describe(request: Request[Any, Any, Any]) -> Any:
@@ -102,7 +116,16 @@ async def translate(request: Request[Any, Any, Any]) -> TranslateResult:
     return await serving_of(request).translate(req)
 
 
+# endpoints that API has for capabilities this server does not offer: said so in its format
+_NOT_OFFERED = {
+    "edits": "/midjourney/edits is not offered: Midjourney's image editor is part of its website, not of the Discord bot this server drives.",
+    "videos": "/midjourney/videos is not offered by this server: this API's video generation is not implemented here (imagine, describe, shorten, seed, translate and tasks are).",
+}
+
+
 async def unknown_endpoint(request: Request[Any, Any, Any], rest: FromPath[str]) -> None:
+    if (message := _NOT_OFFERED.get(rest.strip("/"))) is not None:
+        raise E.not_offered(message)
     raise AceError(E.NOT_FOUND, f"Unknown URL: this server has no /midjourney endpoint {request.url.path!r}.")
 
 

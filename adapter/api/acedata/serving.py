@@ -5,11 +5,27 @@ follow-up acts on; for a grid the index comes from the action itself (upscale2 =
 grid), for an upscaled image the action is one of its own buttons (upscale_2x, variation_subtle,
 zoom_out_2x, pan_left, ...). A follow-up is pressing the matching button of that job, so a task
 made here is the same job /v1/jobs and /mj see, and the other way round.
+
+Trace ids: that API gives every request a `trace_id` (in its error bodies, echoed in its task
+records) and its Tasks API retrieves a task by it. A request that makes (or attaches to) a task
+answers the task's id as its trace id, so `retrieve` by `trace_id` needs no second index; other
+refusals carry a fresh uuid.
+
+NDJSON: with `accept: application/x-ndjson` (that API's OpenAPI document of /midjourney/imagine;
+its web client AceDataCloud/Nexior sends that header and reads the body line by line, splitting on
+CRLF and parsing the last line) /imagine answers one JSON object per line as the task moves: the
+result shape with its progress so far, ending with the finished result, or with that API's error
+object when the task fails or `timeout` passes. Lines end in CRLF (NDJSON allows it; a client
+splitting on LF gets a trailing space JSON ignores).
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -36,9 +52,10 @@ from adapter.api.acedata.protocol import (
 from adapter.backends.base import ImageInput
 from adapter.domain.actions import Action, Mode
 from adapter.domain.buttons import parse_custom_id
+from adapter.domain.errors import ErrorCategory
 from adapter.domain.jobs import Job, JobStatus
 from adapter.domain.prompt import parse_prompt
-from adapter.engine.errors import ActionNotAvailable, EngineError, JobNotFound, SeedUnavailable
+from adapter.engine.errors import ActionNotAvailable, EngineError, JobNotFound, SeedUnavailable, ServiceClosing
 from adapter.engine.webhooks import FINAL_ONLY, HOOK_EVENTS
 from adapter.engine.service import JobService
 from adapter.engine.specs import ActSpec, RequestMeta, SubmitSpec
@@ -102,6 +119,8 @@ def actions_of(job: Job) -> dict[str, str]:
 
 
 def _error(job: Job) -> ErrorDetail:
+    if job.error_category is ErrorCategory.CONTENT_POLICY:
+        return ErrorDetail(code=E.FORBIDDEN, message=job.fail_reason or "Midjourney's moderation refused the prompt.")
     if job.status is JobStatus.CANCEL:
         return ErrorDetail(code=E.API_ERROR, message=job.fail_reason or "The task was cancelled.")
     return ErrorDetail(code=E.API_ERROR, message=job.fail_reason or "The task failed.")
@@ -118,10 +137,10 @@ def result_of(job: Job, base: str) -> ImagineResult | DescribeResult | ShortenRe
     error = _error(job) if failed else None
     if job.action is Action.DESCRIBE:
         source = image_url(base, job.inputs[0].key) if job.inputs else job.extra.get("link")
-        return DescribeResult(success=not failed, task_id=job.id, descriptions=list(job.result_texts), image_url=source, progress=progress, error=error)
+        return DescribeResult(success=not failed, task_id=job.id, descriptions=list(job.result_texts), image_url=source, progress=progress, error=error, trace_id=job.id)
     if job.action is Action.SHORTEN:
-        return ShortenResult(success=not failed, task_id=job.id, prompts=list(job.result_texts), progress=progress, error=error)
-    out = ImagineResult(success=not failed, task_id=job.id, image_id=job.id, progress=progress, error=error)
+        return ShortenResult(success=not failed, task_id=job.id, prompts=list(job.result_texts), progress=progress, error=error, trace_id=job.id)
+    out = ImagineResult(success=not failed, task_id=job.id, image_id=job.id, progress=progress, error=error, trace_id=job.id)
     if job.status is JobStatus.SUCCESS and job.image is not None:
         url = image_url(base, job.image.key)
         out.image_url = out.raw_image_url = url
@@ -156,16 +175,39 @@ def task_record(job: Job, base: str) -> TaskRecord:
         image_id=job.parent_id,
         mode=job.mode.value,
         callback_url=job.webhook_url,
+        trace_id=job.id,
     )
-    return TaskRecord(
+    result = result_of(job, base)
+    record = TaskRecord(
         id=job.id,
         type=task_type(job),
+        image_id=job.id if isinstance(result, ImagineResult) else None,
         created_at=created,
+        started_at=_seconds(job.started_at),
         finished_at=finished,
         duration=round(finished - created, 3) if finished else None,
         request=echo,
-        response=msgspec.to_builtins(result_of(job, base)),
+        response=msgspec.to_builtins(result),
     )
+    if job.status.finished:
+        record.success = result.success
+        record.error = result.error
+        record.image_url = result.image_url if isinstance(result, ImagineResult) else None
+    return record
+
+
+_CRLF = b"\r\n"
+
+
+def _mask_bytes(value: str) -> bytes | None:
+    """Bare base64 (that API's MCP server and CLI send the mask so); None: not base64."""
+    text = "".join(value.split())
+    if len(text) < 16 or len(text) % 4 not in (0, 2, 3):
+        return None
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 class AceServing:
@@ -227,16 +269,43 @@ class AceServing:
     def _finished(self, job: Job, base: str) -> Any:
         if job.status is JobStatus.SUCCESS:
             return result_of(job, base)
-        raise AceError(E.API_ERROR, _error(job).message, task_id=job.id)
+        detail = _error(job)
+        raise AceError(detail.code, detail.message, task_id=job.id)
 
-    async def _run(self, job: Job, owner: str, asynchronous: bool | None, timeout: int | None, base: str) -> Any:
+    async def _run(self, job: Job, owner: str, asynchronous: bool | None, timeout: int | None, base: str, *, ndjson: bool = False) -> Any:
         if asynchronous:
             return result_of(job, base)
+        if ndjson:
+            return self._lines(job, owner, timeout, base)
         return self._finished(await self._wait(job, owner, timeout), base)
+
+    async def _lines(self, job: Job, owner: str, timeout: int | None, base: str) -> AsyncIterator[bytes]:
+        """The NDJSON body: a line per change of the task (progress, preview), then its end."""
+        limit = float(timeout or DEFAULT_TIMEOUT)
+        last = b""
+        try:
+            async with asyncio.timeout(limit):
+                async for state in self.service.watch(job.id, owner):
+                    if state.status.finished and state.status is not JobStatus.SUCCESS:
+                        detail = _error(state)
+                        yield _encoder.encode(AceError(detail.code, detail.message, task_id=job.id).body()) + _CRLF
+                        return
+                    line = _encoder.encode(result_of(state, base))
+                    if line != last:
+                        last = line
+                        yield line + _CRLF
+        except TimeoutError:
+            err = AceError(E.TIMEOUT, f"Task {job.id} did not end within {timeout or DEFAULT_TIMEOUT} s; it goes on: retrieve it by task_id.", task_id=job.id)
+            yield _encoder.encode(err.body()) + _CRLF
+        except (JobNotFound, ServiceClosing):
+            err = AceError(E.API_ERROR, f"Task {job.id} is no longer followed by this server (shutting down); retrieve it by task_id.", task_id=job.id)
+            yield _encoder.encode(err.body()) + _CRLF
 
     # --- endpoints ----------------------------------------------------------------------------
 
-    async def imagine(self, req: ImagineRequest, meta: RequestMeta, base: str) -> Any:
+    async def imagine(self, req: ImagineRequest, meta: RequestMeta, base: str, *, ndjson: bool = False) -> Any:
+        """The result, or with `ndjson` (and no `async`) an async iterator of NDJSON lines."""
+        ndjson = ndjson or bool(req.stream)
         if req.hd:
             raise not_offered("hd is not offered: Midjourney over Discord has no separate high-definition output; use upscale_2x / upscale_4x on an upscaled image.")
         if req.translation and self.service.translator is None:
@@ -255,10 +324,23 @@ class AceServing:
                 job = await self.service.submit(SubmitSpec(meta=meta, action=Action.IMAGINE, prompt=prompt, mode=mode))
             except EngineError as exc:
                 raise from_engine(exc) from None
-            return await self._run(job, meta.owner, req.async_, req.timeout, base)
-        return await self._follow_up(req, meta, mode, base)
+            return await self._run(job, meta.owner, req.async_, req.timeout, base, ndjson=ndjson)
+        return await self._follow_up(req, meta, mode, base, ndjson)
 
-    async def _follow_up(self, req: ImagineRequest, meta: RequestMeta, mode: Mode | None, base: str) -> Any:
+    async def _mask(self, value: str) -> bytes:
+        value = value.strip()
+        if value.lower().startswith(("http://", "https://", "data:")):
+            data = (await self._image(value, "mask")).data
+        elif (raw := _mask_bytes(value)) is not None:
+            data = raw
+        else:
+            raise bad_request("mask must be an image URL, a data URL or base64 of an image (white marks the region to redo).")
+        try:
+            return await run_image_op(region_mask_png, data)
+        except ImageError as exc:
+            raise bad_request(f"mask is not a usable mask: {exc.message}") from None
+
+    async def _follow_up(self, req: ImagineRequest, meta: RequestMeta, mode: Mode | None, base: str, ndjson: bool = False) -> Any:
         if not req.image_id or not req.image_id.strip():
             raise bad_request(f"image_id is required for action {req.action}: the image_id of an earlier result.")
         try:
@@ -275,12 +357,8 @@ class AceServing:
         mask: bytes | None = None
         if req.action == "variation_region":
             if not req.mask or not req.mask.strip():
-                raise bad_request("mask is required for variation_region: an image URL where white marks the region to redo.")
-            image = await self._image(req.mask, "mask")
-            try:
-                mask = await run_image_op(region_mask_png, image.data)
-            except ImageError as exc:
-                raise bad_request(f"mask is not a usable mask: {exc.message}") from None
+                raise bad_request("mask is required for variation_region: an image (URL or base64) where white marks the region to redo.")
+            mask = await self._mask(req.mask)
         elif req.mask:
             raise bad_request("mask is only for action variation_region.")
         prompt = (req.prompt or "").strip() or None
@@ -290,7 +368,7 @@ class AceServing:
             raise not_found(f"Image {req.image_id!r}") from None
         except EngineError as exc:
             raise from_engine(exc) from None
-        return await self._run(job, meta.owner, req.async_, req.timeout, base)
+        return await self._run(job, meta.owner, req.async_, req.timeout, base, ndjson=ndjson)
 
     async def describe(self, req: DescribeRequest, meta: RequestMeta, base: str) -> Any:
         image = await self._image(req.image_url, "image_url")
@@ -310,19 +388,28 @@ class AceServing:
         return await self._run(job, meta.owner, req.async_, req.timeout, base)
 
     async def tasks(self, req: TasksRequest, owner: str, base: str) -> TaskRecord | TaskBatch:
+        # a trace id of a task-making request is the task's id (module docstring)
         if req.action == "retrieve":
-            if not req.id or not req.id.strip():
-                raise bad_request("id is required for action retrieve.")
+            wanted_id = (req.id or "").strip() or (req.trace_id or "").strip()
+            if not wanted_id:
+                raise bad_request("id (or trace_id) is required for action retrieve.")
             try:
-                job = await self.service.get(req.id.strip(), owner)
+                job = await self.service.get(wanted_id, owner)
             except JobNotFound:
-                raise not_found(f"Task {req.id!r}") from None
+                raise not_found(f"Task {wanted_id!r}") from None
             return task_record(job, base)
-        if not req.ids:
-            raise bad_request("ids is required for action retrieve_batch.")
-        wanted = [i.strip() for i in req.ids if i.strip()]
-        jobs = {j.id: j for j in await self.service.store.get_many(wanted) if j.owner == owner}
-        items = [task_record(jobs[i], base) for i in dict.fromkeys(wanted) if i in jobs]
+        offset = req.offset or 0
+        wanted = [i.strip() for i in (*(req.ids or ()), *(req.trace_ids or ())) if i.strip()]
+        if not wanted:
+            # neither ids nor trace_ids: the caller's newest tasks, paged (defaults 0 and 12)
+            limit = req.limit or 12
+            jobs = await self.service.store.list_jobs(owner=owner, limit=offset + limit)
+            items = [task_record(j, base) for j in jobs[offset : offset + limit]]
+            return TaskBatch(items=items, count=len(items))
+        found = {j.id: j for j in await self.service.store.get_many(list(dict.fromkeys(wanted))) if j.owner == owner}
+        ordered = [found[i] for i in dict.fromkeys(wanted) if i in found]
+        end = offset + req.limit if req.limit else None
+        items = [task_record(j, base) for j in ordered[offset:end]]
         return TaskBatch(items=items, count=len(items))
 
     async def seed(self, req: SeedRequest, owner: str) -> SeedResult:
@@ -339,7 +426,7 @@ class AceServing:
             raise AceError(E.API_ERROR, exc.message) from None
         except EngineError as exc:
             raise from_engine(exc) from None
-        return SeedResult(success=True, image_id=image_id, seed=seed)
+        return SeedResult(seed=seed)
 
     async def translate(self, req: TranslateRequest) -> TranslateResult:
         translator = self.service.translator
