@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from server_process import KEY_A, KEY_B, ServerProcess  # noqa: E402
+from server_process import ADMIN, KEY_A, KEY_B, ServerProcess  # noqa: E402
 from webhook_receiver import Receiver  # noqa: E402
 
 SECRET = "whsec_" + "eW9rb25zYW4tY2FsbGJhY2stc2VjcmV0LWZvci10ZXN0cw=="
@@ -158,6 +158,7 @@ def test_upload_describe_and_message(env: tuple[ServerProcess, Receiver]) -> Non
     text = final(receiver, up["trigger_id"], kinds=("text",))
     assert text["attachments"] == [] and len(text["embeds"]) == 1
     assert text["embeds"][0]["description"] and text["embeds"][0]["image"]["url"]
+    assert (text["embeds"][0]["image"]["width"], text["embeds"][0]["image"]["height"]) == (96, 64)
 
     r = post(server, "message", f'{{"upload_filename": "{up["upload_filename"]}"}}')
     assert r.status_code == 200 and r.json()["message"] == "success", r.text
@@ -169,3 +170,61 @@ def test_upload_describe_and_message(env: tuple[ServerProcess, Receiver]) -> Non
 
     r = httpx.post(f"{server.base}/v1/api/trigger/upload", files={"file": ("a.txt", b"hello", "text/plain")}, headers=A, timeout=10)
     assert r.json()["code"] == 13 and r.json()["message"] == "must image"
+
+
+def test_numeric_ids_and_every_follow_up_callback(env: tuple[ServerProcess, Receiver]) -> None:
+    """The project's pydantic 1.10 models take numbers for its str fields: msg_id as the callback's
+    integer id, a numeric trigger_id. Every follow-up sends its own `end` callback."""
+    server, receiver = env
+    grid = final(receiver, post(server, "imagine", '{"prompt": "a red lighthouse"}').json()["trigger_id"])
+    assert all(att["spoiler"] is False and att["ephemeral"] is False for att in grid["attachments"])
+
+    # variation: V3 of the grid, msg_id sent as the number the callback carries, trigger_id a number
+    r = post(server, "variation", f'{{"index": "3", "msg_id": {grid["id"]}, "msg_hash": "{msg_hash(grid)}", "trigger_id": 4242424242}}')
+    assert r.json() == {"message": "success", "trigger_id": "4242424242", "trigger_type": "variation"}, r.text
+    var = final(receiver, "4242424242")
+    assert len(var["attachments"]) == 1 and var["id"] != grid["id"]
+
+    r = post(server, "reset", f'{{"msg_id": "{grid["id"]}", "msg_hash": "{msg_hash(grid)}", "trigger_id": "reroll-1"}}')
+    assert r.json() == {"message": "success", "trigger_id": "reroll-1", "trigger_type": "reset"}, r.text
+    final(receiver, "reroll-1")
+
+    r = post(server, "upscale", f'{{"index": 1, "msg_id": {grid["id"]}, "msg_hash": "{msg_hash(grid)}", "trigger_id": "up-1"}}')
+    up = final(receiver, r.json()["trigger_id"])
+    follow = {
+        "solo_variation": '"index": 1',
+        "solo_low_variation": '"index": 1',
+        "solo_high_variation": '"index": 1',
+        "expand": '"direction": "left"',
+        "zoomout": '"zoomout": 75',
+    }
+    for path, extra in follow.items():
+        trigger = f"{path}-1"
+        r = post(server, path, f'{{{extra}, "msg_id": "{up["id"]}", "msg_hash": "{msg_hash(up)}", "trigger_id": "{trigger}"}}')
+        assert r.json() == {"message": "success", "trigger_id": trigger, "trigger_type": path}, (path, r.text)
+        done = final(receiver, trigger)
+        assert done["attachments"] and f"<#{trigger}#>" in done["content"], (path, done)
+        kinds = [m["type"] for m in messages(receiver, trigger)]
+        assert kinds[-1] == "end" and set(kinds) <= {"start", "generating", "end"}, (path, kinds)
+    # a direction or zoom the project does not know: its code 13
+    r = post(server, "expand", f'{{"direction": "sideways", "msg_id": "{up["id"]}", "msg_hash": "{msg_hash(up)}", "trigger_id": "x"}}')
+    assert r.status_code == 200 and r.json()["code"] == 13
+
+
+def test_error_and_banned_callbacks(env: tuple[ServerProcess, Receiver]) -> None:
+    server, receiver = env
+    sim = httpx.get(server.base + "/readyz", headers=ADMIN, timeout=5).json()["simulator_url"]
+    try:
+        for _ in range(2):  # either demo account may take the job
+            httpx.post(sim + "/_simulator/faults/fail-next-job", json={"title": "Sorry! Could not complete the job!"}, timeout=5).raise_for_status()
+        r = post(server, "imagine", '{"prompt": "a glass bridge"}')
+        assert r.json()["message"] == "success", r.text
+        err = final(receiver, r.json()["trigger_id"], kinds=("error",))
+        assert err["attachments"] == [] and "(Stopped)" in err["content"] and f"<#{r.json()['trigger_id']}#>" in err["content"]
+    finally:
+        httpx.post(sim + "/_simulator/faults/reset", timeout=5)
+    # a word only Midjourney's moderation knows (not our local list): the project's "banned"
+    r = post(server, "imagine", '{"prompt": "a forbidden garden"}')
+    assert r.json()["message"] == "success", r.text
+    banned = final(receiver, r.json()["trigger_id"], kinds=("banned",))
+    assert banned["trigger_id"] == r.json()["trigger_id"] and banned["attachments"] == []

@@ -65,6 +65,7 @@ def _attachment(ref: ImageRef, job: Job, base: str, *, final: bool) -> Attachmen
         height=ref.height,
         size=0,
         ephemeral=False,
+        spoiler=False,
     )
 
 
@@ -89,7 +90,8 @@ def callback_data(job: Job, base: str) -> CallbackData | None:
     if kind == "text":
         shown = job.inputs[0] if job.inputs else None
         url = image_url(base, shown.key) if shown else ""
-        embeds.append(Embed(type="rich", description=result_text(job), image=EmbedsImage(url=url, proxy_url=url)))
+        size = (shown.width, shown.height) if shown else (0, 0)
+        embeds.append(Embed(type="rich", description=result_text(job), image=EmbedsImage(url=url, proxy_url=url, width=size[0], height=size[1])))
         content = ""
     else:
         if kind == "end" and job.image is not None:

@@ -8,6 +8,16 @@ from __future__ import annotations
 
 import msgspec
 
+# The project decodes with pydantic 1.10 (its requirements.txt), whose `str` fields take numbers
+# too ({"msg_id": 1234567890} is "1234567890"): the id fields here take a number or a string and
+# hold a string after decoding. Its `int` fields take numeric strings (the router decodes with
+# strict=False).
+IdLike = str | int
+
+
+def _as_str(value: str | int) -> str:
+    return value if isinstance(value, str) else str(value)
+
 
 class TriggerImagineIn(msgspec.Struct, kw_only=True):
     prompt: str
@@ -20,38 +30,56 @@ class TriggerUVIn(msgspec.Struct, kw_only=True):
     id the new task's callbacks carry."""
 
     index: int
-    msg_id: str
-    msg_hash: str
-    trigger_id: str
+    msg_id: IdLike
+    msg_hash: IdLike
+    trigger_id: IdLike
+
+    def __post_init__(self) -> None:
+        self.msg_id, self.msg_hash, self.trigger_id = _as_str(self.msg_id), _as_str(self.msg_hash), _as_str(self.trigger_id)
 
 
 class TriggerResetIn(msgspec.Struct, kw_only=True):
-    msg_id: str
-    msg_hash: str
-    trigger_id: str
+    msg_id: IdLike
+    msg_hash: IdLike
+    trigger_id: IdLike
+
+    def __post_init__(self) -> None:
+        self.msg_id, self.msg_hash, self.trigger_id = _as_str(self.msg_id), _as_str(self.msg_hash), _as_str(self.trigger_id)
 
 
 class TriggerExpandIn(msgspec.Struct, kw_only=True):
-    msg_id: str
-    msg_hash: str
+    msg_id: IdLike
+    msg_hash: IdLike
     direction: str  # right / left / up / down
-    trigger_id: str
+    trigger_id: IdLike
+
+    def __post_init__(self) -> None:
+        self.msg_id, self.msg_hash, self.trigger_id = _as_str(self.msg_id), _as_str(self.msg_hash), _as_str(self.trigger_id)
 
 
 class TriggerZoomOutIn(msgspec.Struct, kw_only=True):
-    msg_id: str
-    msg_hash: str
+    msg_id: IdLike
+    msg_hash: IdLike
     zoomout: int  # 2x: 50; 1.5x: 75
-    trigger_id: str
+    trigger_id: IdLike
+
+    def __post_init__(self) -> None:
+        self.msg_id, self.msg_hash, self.trigger_id = _as_str(self.msg_id), _as_str(self.msg_hash), _as_str(self.trigger_id)
 
 
 class TriggerDescribeIn(msgspec.Struct, kw_only=True):
     upload_filename: str
-    trigger_id: str
+    trigger_id: IdLike
+
+    def __post_init__(self) -> None:
+        self.trigger_id = _as_str(self.trigger_id)
 
 
 class QueueReleaseIn(msgspec.Struct, kw_only=True):
-    trigger_id: str
+    trigger_id: IdLike
+
+    def __post_init__(self) -> None:
+        self.trigger_id = _as_str(self.trigger_id)
 
 
 class SendMessageIn(msgspec.Struct, kw_only=True):
@@ -92,6 +120,10 @@ class ErrorResponse(msgspec.Struct, kw_only=True):
 
 
 class Attachment(msgspec.Struct, kw_only=True):
+    """What the project sends is discord.py 2.2.3's Attachment.to_dict() (filename, id,
+    proxy_url, size, url, spoiler, and height / width / content_type), passed through its
+    TypedDict (which names ephemeral instead of spoiler): both are here."""
+
     id: int
     url: str
     proxy_url: str
@@ -99,13 +131,17 @@ class Attachment(msgspec.Struct, kw_only=True):
     content_type: str
     width: int
     height: int
-    size: int
+    size: int  # 0: the image store does not record sizes yet
     ephemeral: bool = False
+    spoiler: bool = False
 
 
 class EmbedsImage(msgspec.Struct, kw_only=True):
     url: str
     proxy_url: str
+    # discord.py's Embed.to_dict() image carries its size (the project's listener waits for it)
+    width: int = 0
+    height: int = 0
 
 
 class Embed(msgspec.Struct, kw_only=True):

@@ -118,6 +118,14 @@ class YokonsanServing:
                     continue
                 if (got.index, got.pan, got.zoom) == (want.index, want.pan, want.zoom) or want.action is Action.REROLL:
                     return b.custom_id
+            if want.action is Action.VARIATION and want.solo:
+                # /solo_variation presses "Make Variations" (MJ::JOB::variation::1::<hash>::SOLO),
+                # which Midjourney replaced on upscales from v5.2 on by "Vary (Strong)", the same
+                # strong variation of the one image
+                for b in parent.buttons:
+                    got = parse_custom_id(b.custom_id) if b.custom_id else None
+                    if got is not None and got.action is Action.VARY_STRONG:
+                        return b.custom_id
         offered = ", ".join(b.label or b.emoji or "?" for b in parent.buttons if b.custom_id) or "none"
         raise params(f"message {parent.message_id} has no such button (it offers: {offered})")
 
