@@ -1,7 +1,8 @@
 """Server-sent events: sse-starlette's EventSourceResponse served from Litestar handlers.
 
 sse-starlette brings keepalive comments, client-disconnect detection and the anti-buffering
-header; Litestar only needs an ASGI callable back from `to_asgi_response`.
+header; Litestar only needs an ASGI callable back from `to_asgi_response`. A stream may yield
+an event already encoded (bytes, e.g. `shared_images.sse_frame`): it is sent as it is.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ __all__ = ["SSEResponse", "ServerSentEvent"]
 
 
 class SSEResponse(Response[None]):
-    def __init__(self, events: AsyncIterator[ServerSentEvent], *, keepalive_seconds: float = 15.0) -> None:
+    def __init__(self, events: AsyncIterator[ServerSentEvent | bytes], *, keepalive_seconds: float = 15.0) -> None:
         super().__init__(content=None)
         self._events = events
         self._keepalive = keepalive_seconds

@@ -9,7 +9,7 @@ grid tile. `size` becomes `--ar` unless the prompt has one; `style: natural` bec
 from __future__ import annotations
 
 import asyncio
-import base64
+import contextlib
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -35,7 +35,7 @@ from adapter.domain.sizing import SizeError, aspect_for_size
 from adapter.engine.errors import EngineError, ServiceClosing
 from adapter.engine.service import JobService
 from adapter.engine.specs import ActSpec, RequestMeta, SubmitSpec
-from adapter.media.images import content_type_of, convert_async
+from adapter.api.openai.shared_images import Encoded, SharedImages, sse_frame
 from adapter.media.store import ImageStore, image_url
 
 GRID = 4
@@ -116,11 +116,22 @@ def job_meta(meta: RequestMeta, i: int) -> RequestMeta:
     )
 
 
+class _Results(msgspec.Struct, frozen=True):
+    """The end of a request's progress: its (job, image) pairs."""
+
+    pairs: list[tuple[Job, ImageRef]]
+
+
+_WORKER_DONE = None  # what the worker puts in its queue last
+
+
 class ImageServing:
-    def __init__(self, service: JobService, store: ImageStore, catalog: ModelCatalog) -> None:
+    def __init__(self, service: JobService, store: ImageStore, catalog: ModelCatalog, shared: SharedImages | None = None) -> None:
         self.service = service
         self.store = store
         self.catalog = catalog
+        # conversions and converted copies, shared with every request on the same job
+        self.shared = shared or SharedImages.for_store(store)
 
     # --- jobs -----------------------------------------------------------------------------------
 
@@ -143,10 +154,10 @@ class ImageServing:
     async def _finish_grid(self, plan: ImagePlan, job: Job, owner: str, wanted: int, on_update: Callable[[Job], None] | None) -> list[tuple[Job, ImageRef]]:
         """Wait for a grid, then (hd) upscale the wanted tiles. Returns (job, image) pairs."""
         final = await self._follow(job, owner, on_update)
+        if not plan.upscale:
+            return _tiles(final, wanted)
         if final.status is not JobStatus.SUCCESS:
             raise from_failed_job(final)
-        if not plan.upscale:
-            return [(final, ref) for ref in final.images[:wanted]]
         upscales = [self._upscale(final, i, owner, on_update) for i in range(1, wanted + 1)]
         return list(await asyncio.gather(*upscales))
 
@@ -178,6 +189,8 @@ class ImageServing:
             last = snapshot
             if on_update is not None:
                 on_update(snapshot)
+        if last.status.finished:
+            self.shared.job_ended(last.id)
         return last
 
     async def _results(self, plan: ImagePlan, jobs: Sequence[Job], owner: str, on_update: Callable[[Job], None] | None = None) -> list[tuple[Job, ImageRef]]:
@@ -185,27 +198,69 @@ class ImageServing:
         groups = await asyncio.gather(*(self._finish_grid(plan, j, owner, w, on_update) for j, w in zip(jobs, wanted)))
         return [pair for group in groups for pair in group]
 
+    async def _progress(self, plan: ImagePlan, jobs: Sequence[Job], owner: str) -> AsyncIterator[Job | _Results]:
+        """The request's jobs as they change, then its results. A stream that falls behind gets
+        the newest snapshot of each job, not every step in between (JobService.watch coalesces
+        likewise), so a slow client skips previews, never the end."""
+        if len(jobs) == 1 and not plan.upscale:
+            # the common case, followed in place: no worker task, no queue per stream
+            final = jobs[0]
+            async for snapshot in self.service.watch(final.id, owner):
+                final = snapshot
+                yield snapshot
+            if final.status.finished:
+                self.shared.job_ended(final.id)
+            yield _Results(_tiles(final, min(GRID, plan.n)))
+            return
+        updates: asyncio.Queue[Job | None] = asyncio.Queue()
+
+        async def run() -> list[tuple[Job, ImageRef]]:
+            try:
+                return await self._results(plan, jobs, owner, updates.put_nowait)
+            finally:
+                updates.put_nowait(_WORKER_DONE)
+
+        worker = asyncio.create_task(run())
+        try:
+            done = False
+            while not done:
+                newest: dict[str, Job] = {}
+                item = await updates.get()
+                while True:
+                    if item is _WORKER_DONE:
+                        done = True
+                    else:
+                        newest.pop(item.id, None)
+                        newest[item.id] = item
+                    if updates.empty():
+                        break
+                    item = updates.get_nowait()
+                for snapshot in newest.values():
+                    yield snapshot
+            yield _Results(await worker)
+        finally:
+            if not worker.done():
+                # the client went away: the Midjourney jobs keep running and can be fetched later
+                worker.cancel()
+
     # --- encoding -------------------------------------------------------------------------------
 
-    async def _bytes(self, ref: ImageRef, plan: ImagePlan) -> bytes:
-        stored = await self.store.get(ref.key)
-        if stored is None:
+    async def _encoded(self, ref: ImageRef, plan: ImagePlan) -> Encoded:
+        encoded = await self.shared.encoded(ref, plan.output_format, plan.compression)
+        if encoded is None:
             raise OpenAIError(500, "A result image is missing from the image store.", type="server_error")
-        if plan.output_format == "png" and stored.content_type == "image/png" and plan.compression is None:
-            return stored.data
-        return await convert_async(stored.data, plan.output_format, plan.compression)
+        return encoded
 
     async def _url(self, job: Job, ref: ImageRef, plan: ImagePlan, public_base: str) -> str:
-        if ref.content_type == content_type_of(plan.output_format) and plan.compression is None:
-            return image_url(public_base, ref.key)
-        data = await self._bytes(ref, plan)
-        converted = await self.store.put(data, content_type_of(plan.output_format), job_id=job.id, name=f"{ref.key.rsplit('/', 1)[-1].split('.')[0]}-{plan.output_format}")
+        converted = await self.shared.stored(job.id, ref, plan.output_format, plan.compression)
+        if converted is None:
+            raise OpenAIError(500, "A result image is missing from the image store.", type="server_error")
         return image_url(public_base, converted.key)
 
     async def _datum(self, job: Job, ref: ImageRef, plan: ImagePlan, public_base: str) -> ImageData:
         revised = job.final_prompt or job.prompt
         if plan.response_format == "b64_json":
-            return ImageData(b64_json=base64.b64encode(await self._bytes(ref, plan)).decode(), revised_prompt=revised, job_id=job.id)
+            return ImageData(b64_json=(await self._encoded(ref, plan)).b64_text, revised_prompt=revised, job_id=job.id)
         return ImageData(url=await self._url(job, ref, plan, public_base), revised_prompt=revised, job_id=job.id)
 
     # --- answers --------------------------------------------------------------------------------
@@ -225,47 +280,49 @@ class ImageServing:
             job_ids=[j.id for j in jobs],
         )
 
-    async def stream(self, plan: ImagePlan, jobs: Sequence[Job], owner: str, public_base: str) -> AsyncIterator[ServerSentEvent]:
+    async def stream(self, plan: ImagePlan, jobs: Sequence[Job], owner: str, public_base: str) -> AsyncIterator[ServerSentEvent | bytes]:
         """partial_image events for previews (capped by partial_images), then one completed event
-        per image; a failure becomes an `error` event (the SDK raises it)."""
-        updates: asyncio.Queue[Job] = asyncio.Queue()
-        worker = asyncio.create_task(self._results(plan, jobs, owner, updates.put_nowait))
+        per image; a failure becomes an `error` event (the SDK raises it).
+
+        Every request watching the same job shares the work: an image is converted once per
+        output format (and stored once, for its URL), and its base64 text is spliced into each
+        stream's event as it is; per stream only the small rest of the event is encoded."""
         sent = 0
         seen: set[str] = set()
+        pairs: list[tuple[Job, ImageRef]] = []
         try:
-            while not worker.done() or not updates.empty():
-                getter = asyncio.create_task(updates.get())
-                await asyncio.wait({getter, worker}, return_when=asyncio.FIRST_COMPLETED)
-                if not getter.done():
-                    getter.cancel()
-                    continue
-                job = getter.result()
-                preview = job.preview_image
-                if preview is None or preview.key in seen or job.status.finished:
-                    continue
-                seen.add(preview.key)
-                if plan.partial_images is not None and sent >= plan.partial_images:
-                    continue
-                data = await self._bytes(preview, plan)
-                event = PartialImageEvent(
-                    type=f"{plan.event_prefix}.partial_image",
-                    b64_json=base64.b64encode(data).decode(),
-                    partial_image_index=sent,
-                    created_at=int(time.time()),
-                    size=f"{preview.width}x{preview.height}",
-                    quality=plan.quality,
-                    background=plan.background,
-                    output_format=plan.output_format,
-                    job_id=job.id,
-                    progress=job.progress,
-                )
-                sent += 1
-                yield _event(event.type, event)
-            pairs = worker.result()
+            # closed with the stream: a client that goes away stops the worker (not the jobs)
+            async with contextlib.aclosing(self._progress(plan, jobs, owner)) as progress:
+                async for item in progress:
+                    if isinstance(item, _Results):
+                        pairs = item.pairs
+                        continue
+                    preview = item.preview_image
+                    if preview is None or preview.key in seen or item.status.finished:
+                        continue
+                    seen.add(preview.key)
+                    if plan.partial_images is not None and sent >= plan.partial_images:
+                        continue
+                    encoded = await self._encoded(preview, plan)
+                    event = PartialImageEvent(
+                        type=f"{plan.event_prefix}.partial_image",
+                        b64_json="",
+                        partial_image_index=sent,
+                        created_at=int(time.time()),
+                        size=f"{preview.width}x{preview.height}",
+                        quality=plan.quality,
+                        background=plan.background,
+                        output_format=plan.output_format,
+                        job_id=item.id,
+                        progress=item.progress,
+                    )
+                    sent += 1
+                    yield sse_frame(event.type, event, "b64_json", encoded.b64)
             for i, (job, ref) in enumerate(pairs):
+                encoded = await self._encoded(ref, plan)
                 done = CompletedImageEvent(
                     type=f"{plan.event_prefix}.completed",
-                    b64_json=base64.b64encode(await self._bytes(ref, plan)).decode(),
+                    b64_json="",
                     created_at=int(time.time()),
                     size=f"{ref.width}x{ref.height}",
                     quality=plan.quality,
@@ -277,7 +334,7 @@ class ImageServing:
                     revised_prompt=job.final_prompt or job.prompt,
                     index=i,
                 )
-                yield _event(done.type, done)
+                yield sse_frame(done.type, done, "b64_json", encoded.b64)
         except OpenAIError as exc:
             yield ServerSentEvent(data=msgspec.json.encode(exc.envelope()).decode(), event="error")
         except ServiceClosing:
@@ -290,15 +347,14 @@ class ImageServing:
                 code="service_shutting_down",
             )
             yield ServerSentEvent(data=msgspec.json.encode(closing.envelope()).decode(), event="error")
-        finally:
-            if not worker.done():
-                # the client went away: the Midjourney jobs keep running and can be fetched later
-                worker.cancel()
         yield ServerSentEvent(data="[DONE]")
 
 
-def _event(name: str, payload: msgspec.Struct) -> ServerSentEvent:
-    return ServerSentEvent(data=msgspec.json.encode(payload).decode(), event=name)
+def _tiles(final: Job, wanted: int) -> list[tuple[Job, ImageRef]]:
+    """A finished grid's first `wanted` images (a failed job raises its OpenAI error)."""
+    if final.status is not JobStatus.SUCCESS:
+        raise from_failed_job(final)
+    return [(final, ref) for ref in final.images[:wanted]]
 
 
 def _usage(images: int) -> dict[str, object]:

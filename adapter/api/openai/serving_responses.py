@@ -12,7 +12,6 @@ that goes away stops only its own watching: the job runs on and stays retrievabl
 
 from __future__ import annotations
 
-import base64
 import itertools
 import logging
 from collections.abc import AsyncIterator, Iterator
@@ -56,6 +55,7 @@ from adapter.api.openai.protocol_responses import (
 )
 from adapter.api.openai.serving_chat import ChatServing, ChatTurn, estimate_tokens
 from adapter.api.openai.serving_images import make_plan
+from adapter.api.openai.shared_images import Encoded, SharedImages, sse_frame
 from adapter.domain.actions import Action
 from adapter.domain.chat_grammar import MAX_LABEL_CHARS, parse_chat_command, resolve_label
 from adapter.domain.errors import ErrorCategory
@@ -65,7 +65,6 @@ from adapter.domain.sizing import SizeError, aspect_for_size
 from adapter.engine.errors import EngineError, JobNotFound, ServiceClosing
 from adapter.engine.service import JobService
 from adapter.engine.specs import RequestMeta
-from adapter.media.images import content_type_of, convert_async
 from adapter.media.store import ImageStore, image_url
 
 log = logging.getLogger(__name__)
@@ -151,6 +150,7 @@ class ResponsesServing:
         self.service = service
         self.store = store
         self.catalog = catalog
+        self.shared = SharedImages.for_store(store)
 
     # --- deciding ---------------------------------------------------------------------------------
 
@@ -233,19 +233,14 @@ class ResponsesServing:
 
     # --- building -------------------------------------------------------------------------------
 
-    async def _encoded(self, ref: ImageRef, turn: ResponseTurn) -> bytes | None:
+    async def _encoded(self, ref: ImageRef, turn: ResponseTurn) -> Encoded | None:
         """An image of ours in the requested format (None: not an image we convert, e.g. a
         video, or gone from the store)."""
         if ref.content_type not in _CONVERTIBLE:
             return None
-        stored = await self.store.get(ref.key)
-        if stored is None:
-            return None
-        fmt = turn.output_format
         compression = turn.tool.output_compression if turn.tool else None
-        if stored.content_type == content_type_of(fmt) and compression is None:
-            return stored.data
-        return await convert_async(stored.data, fmt, compression)
+        # converted once per format for every request on the job (shared with the Images API)
+        return await self.shared.encoded(ref, turn.output_format, compression)
 
     async def _call_item(self, turn: ResponseTurn, job: Job, public_base: str) -> ImageGenerationCall:
         tool = turn.tool
@@ -259,7 +254,7 @@ class ResponsesServing:
         return ImageGenerationCall(
             id=call_item_id(job.id),
             status=status,
-            result=base64.b64encode(data).decode() if data is not None else None,
+            result=data.b64_text if data is not None else None,
             action="generate" if job.action in (Action.IMAGINE, Action.BLEND) else "edit",
             background=(tool.background if tool else None) or "auto",
             output_format=turn.output_format,
@@ -343,7 +338,7 @@ class ResponsesServing:
 
     # --- streaming --------------------------------------------------------------------------------
 
-    async def stream(self, turn: ResponseTurn, owner: str, public_base: str) -> AsyncIterator[ServerSentEvent]:
+    async def stream(self, turn: ResponseTurn, owner: str, public_base: str) -> AsyncIterator[ServerSentEvent | bytes]:
         """response.created, then the image_generation_call item (generating, a partial image
         per preview up to `partial_images`, done), then the message item, then
         response.completed / failed / incomplete. Watching that breaks off ends with an
@@ -402,7 +397,7 @@ class ResponsesServing:
         kind = {"completed": "response.completed", "incomplete": "response.incomplete"}.get(final.status, "response.failed")
         yield _sse(LifecycleEvent(type=kind, sequence_number=seq(), response=final))
 
-    async def _progress(self, turn: ResponseTurn, job: Job, owner: str, seq: EventNumbers) -> AsyncIterator[ServerSentEvent]:
+    async def _progress(self, turn: ResponseTurn, job: Job, owner: str, seq: EventNumbers) -> AsyncIterator[ServerSentEvent | bytes]:
         """`generating` once the job runs, and a partial image per new preview (at most the
         tool's `partial_images`; absent: every one), until the job ends."""
         item_id = call_item_id(job.id)
@@ -412,6 +407,7 @@ class ResponsesServing:
         seen: set[str] = set()
         async for snapshot in self.service.watch(job.id, owner):
             if snapshot.status.finished:
+                self.shared.job_ended(job.id)  # its previews go after a grace period
                 break
             if snapshot.status is JobStatus.IN_PROGRESS and not generating:
                 generating = True
@@ -425,20 +421,20 @@ class ResponsesServing:
             data = await self._encoded(preview, turn)
             if data is None:
                 continue
-            yield _sse(
-                PartialImageEvent(
-                    sequence_number=seq(),
-                    output_index=0,
-                    item_id=item_id,
-                    partial_image_b64=base64.b64encode(data).decode(),
-                    partial_image_index=sent,
-                    size=f"{preview.width}x{preview.height}" if preview.width else None,
-                    quality=(turn.tool.quality if turn.tool else None) or "auto",
-                    background=(turn.tool.background if turn.tool else None) or "auto",
-                    output_format=turn.output_format,
-                    progress=snapshot.progress,
-                )
+            partial = PartialImageEvent(
+                sequence_number=seq(),
+                output_index=0,
+                item_id=item_id,
+                partial_image_b64="",
+                partial_image_index=sent,
+                size=f"{preview.width}x{preview.height}" if preview.width else None,
+                quality=(turn.tool.quality if turn.tool else None) or "auto",
+                background=(turn.tool.background if turn.tool else None) or "auto",
+                output_format=turn.output_format,
+                progress=snapshot.progress,
             )
+            # the shared base64 spliced in as it is: per stream only the rest is encoded
+            yield sse_frame(partial.type, partial, "partial_image_b64", data.b64)
             sent += 1
 
     def _message_events(self, item: MessageItem, index: int, seq: EventNumbers) -> Iterator[ServerSentEvent]:
