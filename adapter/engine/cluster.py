@@ -153,6 +153,7 @@ class Cluster:
         self._loops: list[asyncio.Task[None]] = []
         self._service: Any = None
         self._scheduler: Scheduler | None = None
+        self._stopping = False
         self.handovers_sent = 0
         self.handovers_taken = 0
 
@@ -190,9 +191,16 @@ class Cluster:
         """Hand every lease back at once (after the service stopped following its jobs), so the
         other replicas take the accounts over without waiting for the TTL."""
         await self.leases.close(release=True, callback_timeout=15.0)
-        for task in self._loops:
-            task.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
+        # the loops end at their next turn (BLPOP waits at most a second): a cancel in the middle
+        # of a blocking read was seen to leave redis-py waiting in a new one
+        self._stopping = True
+        self._wake_report.set()
+        if self._loops:
+            _, pending = await asyncio.wait(self._loops, timeout=3)
+            while pending:
+                for task in pending:
+                    task.cancel()
+                _, pending = await asyncio.wait(pending, timeout=0.5)
         with contextlib.suppress(*_REDIS_ERRORS):
             await self._write_reports()
         for task in list(self._background):
@@ -319,10 +327,12 @@ class Cluster:
     # --- reports ------------------------------------------------------------------------------
 
     async def _report_loop(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake_report.wait(), self._report_interval)
             self._wake_report.clear()
+            if self._stopping:
+                return
             try:
                 await self._write_reports()
                 await self._read_reports()
@@ -372,7 +382,7 @@ class Cluster:
     # --- the inbox ----------------------------------------------------------------------------
 
     async def _inbox_loop(self) -> None:
-        while True:
+        while not self._stopping:
             ids = [a for a in self.local if a in self._tokens]
             if not ids:
                 await asyncio.sleep(0.2)

@@ -263,8 +263,10 @@ class WebhookOptions(msgspec.Struct, frozen=True, kw_only=True):
 
 def claim_seconds_for(timeout_seconds: float) -> float:
     """A claim comfortably longer than one delivery: the transport's timeout applies per phase
-    (connect, write, read) and per address tried, and a slow store adds its own round trips."""
-    return max(60.0, 4 * timeout_seconds + 30.0)
+    (connect, write, read) and per address tried, and a slow store adds its own round trips;
+    a delivery still running near the claim's end is cut off. Not longer than that: a replica
+    that dies mid-delivery holds up that task's later events (kept in order) until it runs out."""
+    return max(15.0, 2 * timeout_seconds + 10.0)
 
 
 # a delivery is cut off this long (at most a quarter of the claim) before its claim ends, so no
