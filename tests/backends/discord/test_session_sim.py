@@ -426,3 +426,30 @@ async def test_recover_tells_identical_prompts_apart_by_interaction(account: Acc
         WAIT,
     )
     assert found.message_id == b.message_id != a.message_id
+
+
+async def test_daily_cap_and_pacing_carry_over_to_the_next_holder(sim: Simulator, account: AccountFactory) -> None:
+    """Several replicas: the account's next holder starts from what the last one recorded, so the
+    daily cap counts every interaction of the day, whoever sent it."""
+    first = await account(daily_cap=2)
+    marks: list[tuple[str, int, float]] = []
+    first.on_paced = lambda day, count, at: marks.append((day, count, at))
+    await run(first, Imagine(prompt="sent by the first holder"))
+    assert [m[1] for m in marks] == [1]
+    await first.close()
+
+    second = await account(daily_cap=2)
+    second.restore_pacing(*marks[-1])
+    await run(second, Imagine(prompt="sent by the second holder"))
+    with pytest.raises(NotSent):
+        await run(second, Imagine(prompt="the third of the day"))
+    assert second.status().state is AccountState.COOLING_DOWN
+
+
+async def test_nothing_is_sent_without_the_lease(sim: Simulator, account: AccountFactory) -> None:
+    acct = await account()
+    acct.send_gate = lambda: False  # this replica's lease ran out (or was taken)
+    before = len(sim.interaction_log)
+    with pytest.raises(NotSent, match="no longer holds"):
+        await run(acct, Imagine(prompt="fenced off"))
+    assert len(sim.interaction_log) == before
