@@ -45,7 +45,7 @@ from adapter.backends.base import Account
 from adapter.backends.discord.identity import BrowserIdentity
 from adapter.backends.discord.session import DiscordAccount, DiscordAccountOptions
 from adapter.backends.mjproxy.account import ProviderAccount
-from adapter.config import DiscordAccountConfig, ProviderAccountConfig, Settings
+from adapter.config import DiscordAccountConfig, ProviderAccountConfig, Settings, default_replica_id
 from adapter.domain.actions import Mode
 from adapter.domain.banned import build_banned_words
 from adapter.domain.models import ModelCatalog
@@ -160,7 +160,6 @@ def _make_account(cfg: DiscordAccountConfig | ProviderAccountConfig) -> Account:
 
 def _cluster(settings: Settings, store: JobStore, configured: list[DiscordAccountConfig | ProviderAccountConfig]) -> Cluster:
     from adapter.engine.cluster import AccountPlan, Cluster  # needs the [redis] extra, as the store does
-    from adapter.engine.leases import default_replica_id
 
     by_id = {a.id: a for a in configured}
     plans = [

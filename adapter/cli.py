@@ -41,6 +41,20 @@ def _logging(level: str) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
+def _tag_log_records(tag: str) -> None:
+    """Every log line of this process starts with `tag` (several replicas' logs side by side),
+    whatever formatter the server installs later."""
+    make = logging.getLogRecordFactory()
+
+    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        if isinstance(record.msg, str):
+            record.msg = tag + record.msg
+        return record
+
+    logging.setLogRecordFactory(factory)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -48,6 +62,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _logging(settings.log_level)
+    if settings.clustered:
+        import msgspec
+
+        from adapter.config import default_replica_id
+
+        settings = msgspec.structs.replace(settings, replica_id=settings.replica_id or default_replica_id())
+        _tag_log_records(f"[{settings.replica_id}] ")
     try:
         check_bind(settings)
     except BindRefused as exc:

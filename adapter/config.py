@@ -10,6 +10,7 @@ import hashlib
 import math
 import os
 import re
+import socket
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -167,6 +168,13 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     def demo(self) -> bool:
         return not any(a.enabled for a in self.accounts)
 
+    @property
+    def clustered(self) -> bool:
+        """Replicas coordinate: jobs in Redis (shared by every replica) and real accounts (a
+        demo's simulator lives inside each process, so there is nothing to share)."""
+        scheme = (self.store_url or "").split("://", 1)[0].lower()
+        return scheme in ("redis", "rediss", "unix") and not self.demo
+
     def image_base_url(self) -> str | None:
         """The configured base of the image URLs we hand out (`<base>/images/<key>`), or None to
         take it from each request. The API and the webhooks both ask here, so the URLs agree."""
@@ -176,6 +184,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     def resolved_store_url(self) -> str:
         # the path is absolute, so its own leading "/" is the third slash of "sqlite:///<path>"
         return self.store_url or f"sqlite://{(self.data_dir / 'jobs.db').resolve()}"
+
+
+def default_replica_id() -> str:
+    """host + pid: unique among the live processes of a cluster (a restart is a new replica)."""
+    host = re.sub(r"[^A-Za-z0-9._-]+", "_", socket.gethostname() or "host")[:48]
+    return f"{host}-{os.getpid()}"
 
 
 class ConfigError(ValueError):

@@ -56,10 +56,8 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
 import random
 import re
-import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
@@ -67,6 +65,8 @@ from typing import Any
 import msgspec
 import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
+
+from adapter.config import default_replica_id
 
 log = logging.getLogger(__name__)
 
@@ -137,12 +137,6 @@ class _Held:
         self.lease = lease
         self.value = value
         self.deadline = deadline
-
-
-def default_replica_id() -> str:
-    """host + pid: unique among live processes of a cluster (a restart is a new replica)."""
-    host = socket.gethostname() or "host"
-    return f"{host.replace('|', '_')}-{os.getpid()}"
 
 
 def _glob_escape(text: str) -> str:

@@ -161,6 +161,9 @@ def test_a_replica_dies_mid_run_and_nobody_notices(replicas: Replicas) -> None:
     for proc in replicas.procs.values():
         proc.wait_ready(40, accounts=2)
 
+    # each replica's log lines carry its id
+    assert all(f"[{n}] " in p.log_text() for n, p in replicas.procs.items())
+
     # each account is driven by exactly one replica, and every replica agrees on which
     views = {n: replicas.accounts(p) for n, p in replicas.procs.items()}
     # ...and the accounts are spread: two replicas hold one each (the fair share), one waits
