@@ -212,6 +212,13 @@ def test_a_replica_dies_mid_run_and_nobody_notices(replicas: Replicas) -> None:
     moved_after = time.time() - killed_at
     assert moved_after > 1, "the account moved at once: was the victim its holder?"
 
+    # the take-over is counted where it happened
+    taker = replicas.procs[replicas.accounts(survivors[0])["acct-1"]["replica"]]
+    metrics = httpx.get(taker.base + "/metrics", headers=AUTH, timeout=5).text
+    acquired = [line for line in metrics.splitlines() if line.startswith('mj_cluster_events_total{kind="acquired"}')]
+    assert acquired and int(acquired[0].split()[-1]) >= 1, metrics
+    assert "mj_cluster_accounts_held" in metrics
+
     # every stream on a survivor completes, every job ends in SUCCESS
     for s in streams:
         s.thread.join(timeout=150)
