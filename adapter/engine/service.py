@@ -751,9 +751,20 @@ class JobService:
     async def _sweep_cluster_job(self, job: Job) -> None:
         """A job this replica should be running but is not: handed over while the notice was
         lost, or pinned to an account no replica is configured with any more."""
-        if self._known_here(job.id) or job.status is not JobStatus.NOT_START:
+        if self._known_here(job.id):
             return
         account_id = job.account_id or ""
+        configured = self.scheduler.known(account_id) is not None
+        if job.status in _RUNNING and not configured:
+            await self._finish(
+                job,
+                JobStatus.FAILURE,
+                reason="The account that ran this job is no longer configured, so whether Midjourney finished it is unknown.",
+                category=ErrorCategory.OUTCOME_UNKNOWN,
+            )
+            return
+        if job.status is not JobStatus.NOT_START:
+            return
         if self.scheduler.account(account_id) is not None:
             if now_ms() > self._deadline_ms(job):
                 await self._finish(job, JobStatus.FAILURE, reason="The job waited too long for a free account.", category=ErrorCategory.TIMEOUT)
@@ -836,9 +847,20 @@ class JobService:
         )
 
 
+# The most often a running job's progress is written to the store: events in between (progress
+# steps, previews) are published to watchers at once and written with the next write. Recovery
+# never waits on this: what it reads is written at once (see _Progress._recovery_view).
+PROGRESS_WRITE_EVERY = 1.0
+
+
 class _Progress:
-    """Applies an account's events to a job: store writes are serialised per job, previews are
-    fetched in the background and never published after the job has ended."""
+    """Applies an account's events to a job. Every change is published to the bus at once; store
+    writes are serialised per job and coalesced: what recovery and cancel read (the status's
+    first move to SUBMITTED / IN_PROGRESS, nonce, progress message, interaction ids, the prompt
+    sent) is written at once and published once it is durable, while progress steps and
+    previews are written at most every PROGRESS_WRITE_EVERY seconds, the latest state only. The
+    job's final write (JobService._finish) is never delayed: it carries everything. Previews
+    are fetched in the background and never published after the job has ended."""
 
     def __init__(self, service: JobService, job: Job) -> None:
         self.s = service
@@ -847,6 +869,25 @@ class _Progress:
         self._preview_step = 0
         self._preview_wanted: str | None = None  # newest preview URL not fetched yet
         self._preview_busy = False
+        self._durable = self._recovery_view()  # as the store has it (the job was just read)
+        self._dirty = False  # the job has changes the store has not
+        self._writing = 0  # writes in flight: each publishes the newest state when it lands
+        self._last_write = float("-inf")  # loop time of the last write
+        self._timer: asyncio.TimerHandle | None = None
+        self._lost = False  # a write's compare-and-set failed: the job ended elsewhere
+
+    def _recovery_view(self) -> tuple[Any, ...]:
+        """What recovery (RecoveryProbe in _reattach) and cancel read from the stored job."""
+        job = self.job
+        return (
+            job.status,
+            job.nonce,
+            job.progress_message_id,
+            job.extra.get("interaction_ids"),
+            job.extra.get("sent_prompt"),
+            job.final_prompt,
+            job.started_at is None,
+        )
 
     def emit(self, ev: JobEvent) -> None:
         job = self.job
@@ -875,13 +916,40 @@ class _Progress:
         preview = ev.preview_url if ev.preview_url and ev.preview_url != job.preview_url else None
         if preview:
             job.preview_url = preview
-        self._later(self._save())
+        self._changed()
         if preview:
             # one fetch at a time; previews that arrive meanwhile are superseded by the newest
             self._preview_wanted = preview
             if not self._preview_busy:
                 self._preview_busy = True
                 self._later(self._fetch_previews())
+
+    def _changed(self) -> None:
+        if self._lost or self.job.status.finished:
+            return
+        self._dirty = True
+        if self._recovery_view() != self._durable:
+            # recovery needs it: written now, published once it is durable
+            self._cancel_timer()
+            self._later(self._save())
+            return
+        if not self._writing:
+            # (a write in flight publishes the newest state, this change included, when it lands)
+            self.s.bus.publish(msgspec.structs.replace(self.job))
+        if self._timer is None:
+            loop = asyncio.get_running_loop()
+            delay = max(0.0, self._last_write + PROGRESS_WRITE_EVERY - loop.time())
+            self._timer = loop.call_later(delay, self._flush)
+
+    def _flush(self) -> None:
+        self._timer = None
+        if self._dirty:
+            self._later(self._save())
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _later(self, coro: Any) -> None:
         task = self.s._spawn(coro, f"progress-{self.job.id}")
@@ -890,15 +958,32 @@ class _Progress:
 
     async def _save(self) -> None:
         async with self.s._lock(self.job.id):
-            if self.job.status.finished:
-                return
+            if self.job.status.finished or self._lost or not self._dirty:
+                return  # ended, or an earlier write already carried this change
+            view = self._recovery_view()
+            self._dirty = False
+            self._writing += 1
             try:
                 saved = await self.s.store.update(self.job, expect_status=UNFINISHED_STATUSES)
             except Exception as exc:  # progress is best effort; the final write is not
                 log.warning("job %s: progress not saved: %s", self.job.id, exc)
+                self._dirty = True
+                saved = None
+            finally:
+                self._writing -= 1
+                self._last_write = asyncio.get_running_loop().time()
+            if saved is False:  # it ended elsewhere (another replica took the account over)
+                self._lost = True
+                self._cancel_timer()
                 return
-            if saved:  # else it ended elsewhere (another replica took the account over)
-                self.s.bus.publish(msgspec.structs.replace(self.job))
+            if saved:
+                self._durable = view
+            if self.job.status.finished:
+                return
+            self.s.bus.publish(msgspec.structs.replace(self.job))
+            if self._dirty and self._timer is None:
+                # changed while this write was under way, or the write failed: written later
+                self._timer = asyncio.get_running_loop().call_later(PROGRESS_WRITE_EVERY, self._flush)
 
     async def _fetch_previews(self) -> None:
         try:
@@ -911,14 +996,17 @@ class _Progress:
                     log.debug("job %s: preview not fetched: %s", self.job.id, exc)
                     continue
                 self.job.preview_image = ref
-                await self._save()
+                self._changed()
         finally:
             self._preview_busy = False
 
     async def settled(self) -> None:
-        """Wait for (or drop) background work before the job's final write."""
+        """Wait for (or drop) background work before the job's final write, which carries
+        every change a coalesced write had not written yet."""
+        self._cancel_timer()
         if self._pending:
             await asyncio.wait(list(self._pending), timeout=5)
+        self._cancel_timer()  # (a write that landed meanwhile may have set one)
 
 
 def _err(category: ErrorCategory, message: str) -> BackendError:
