@@ -32,12 +32,14 @@ def now_ms() -> int:
 
 
 class ImageRef(msgspec.Struct, frozen=True, omit_defaults=True):
-    """An image we host: `key` names it in the image store; width/height in pixels."""
+    """An image we host: `key` names it in the image store; width/height in pixels; size in
+    bytes (0: not recorded, images stored before sizes were kept)."""
 
     key: str
     width: int = 0
     height: int = 0
     content_type: str = "image/png"
+    size: int = 0
 
 
 class Job(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -147,7 +147,7 @@ class S3ImageStore:
             attributes={"Content-Type": mime, "Cache-Control": self.cache_control},
             use_multipart=False,
         )
-        return ImageRef(key=key, width=width, height=height, content_type=mime)
+        return ImageRef(key=key, width=width, height=height, content_type=mime, size=len(data))
 
     async def get(self, key: str) -> StoredImage | None:
         import obstore

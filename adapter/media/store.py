@@ -222,7 +222,7 @@ class LocalImageStore:
         target = self._file(key)
         assert target is not None
         await asyncio.to_thread(_write_atomically, target, data)
-        return ImageRef(key=key, width=width, height=height, content_type=mime)
+        return ImageRef(key=key, width=width, height=height, content_type=mime, size=len(data))
 
     async def get(self, key: str) -> StoredImage | None:
         target = self._file(key)

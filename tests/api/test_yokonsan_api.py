@@ -87,6 +87,7 @@ def test_imagine_callback_and_follow_ups(env: tuple[ServerProcess, Receiver]) ->
     img = httpx.get(att["url"], timeout=10)
     assert img.status_code == 200 and img.headers["content-type"].startswith("image/")
     assert Image.open(io.BytesIO(img.content)).size == (att["width"], att["height"])
+    assert att["size"] == len(img.content)  # bytes, as Discord reports them
     # progress came first, with the same trigger_id; every callback is signed
     kinds = [m["type"] for m in messages(receiver, trigger_id)]
     assert kinds[-1] == "end" and set(kinds) <= {"start", "generating", "end"}

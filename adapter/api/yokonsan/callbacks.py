@@ -63,7 +63,7 @@ def _attachment(ref: ImageRef, job: Job, base: str, *, final: bool) -> Attachmen
         content_type=ref.content_type,
         width=ref.width,
         height=ref.height,
-        size=0,
+        size=ref.size,
         ephemeral=False,
         spoiler=False,
     )
