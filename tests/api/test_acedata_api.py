@@ -171,7 +171,8 @@ def test_refusals_in_that_apis_shape(server: ServerProcess) -> None:
     assert body["trace_id"]
     # its documented endpoints for web-only capabilities: said so in its format
     assert_error(post(server, "/edits", {"image_url": "https://example.com/a.png", "prompt": "x"}), 400, "api_not_implemented")
-    assert_error(post(server, "/videos", {"prompt": "x"}), 400, "api_not_implemented")
+    # videos are image-to-video: a prompt alone is refused (test_acedata_videos.py makes videos)
+    assert_error(post(server, "/videos", {"prompt": "x"}), 400, "bad_request")
     assert_error(post(server, "/imagine", {"prompt": "x", "callback_url": "http://10.0.0.1/hook"}), 400, "bad_request")
     assert_error(post(server, "/nothing-here", {}), 404, "not_found")
     r = httpx.post(f"{server.base}/midjourney/imagine", content=b"{not json", headers=A, timeout=10)

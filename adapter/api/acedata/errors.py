@@ -12,6 +12,8 @@ from litestar.openapi import ResponseSpec
 
 from adapter.api.acedata.protocol import ErrorBody, ErrorDetail
 from adapter.api.common.door_errors import ErrorMapping, door_responses, exception_handlers
+from adapter.domain.errors import ErrorCategory
+from adapter.domain.jobs import Job, JobStatus
 from adapter.engine.errors import (
     ActionNotAvailable,
     EngineError,
@@ -68,6 +70,15 @@ def not_found(what: str) -> AceError:
 def not_offered(message: str) -> AceError:
     """A capability Midjourney does not offer over Discord: said so, never faked."""
     return AceError(NOT_IMPLEMENTED, message)
+
+
+def job_error(job: Job) -> ErrorDetail:
+    """Why a task ended without its result, in that API's codes."""
+    if job.error_category is ErrorCategory.CONTENT_POLICY:
+        return ErrorDetail(code=FORBIDDEN, message=job.fail_reason or "Midjourney's moderation refused the prompt.")
+    if job.status is JobStatus.CANCEL:
+        return ErrorDetail(code=API_ERROR, message=job.fail_reason or "The task was cancelled.")
+    return ErrorDetail(code=API_ERROR, message=job.fail_reason or "The task failed.")
 
 
 def from_engine(exc: EngineError) -> AceError:

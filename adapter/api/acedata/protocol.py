@@ -71,6 +71,30 @@ class ImagineRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     moodboard: bool | None = None
 
 
+class VideosRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    """`action` generate (default): a video from a first frame, `image_url` (that API's field; one
+    of this server's image URLs works too) or `image_id` (ours: the image_id of an upscaled
+    result, whose own Animate button is pressed). `action` extend: `video_id` (the video task's
+    id) and `video_index` (0-3, which of its `video_urls`). Without `async` the call answers when
+    every video is ready."""
+
+    action: Literal["generate", "extend"] = "generate"
+    prompt: Prompt | None = None
+    image_url: Url | None = None
+    image_id: Id | None = None  # ours: animate an earlier result by its image_id
+    end_image_url: Url | None = None
+    video_id: Id | None = None
+    video_index: Annotated[int, msgspec.Meta(ge=0, le=3)] | None = None
+    mode: Literal["fast", "turbo"] | None = None
+    resolution: Literal["480p", "720p"] | None = None
+    loop: bool | None = None
+    # ours: Midjourney's --motion (that API has no field for it; the prompt's own --motion works too)
+    motion: Literal["low", "high"] | None = None
+    timeout: Annotated[int, msgspec.Meta(ge=1, le=3600)] | None = None
+    callback_url: Url | None = None
+    async_: bool | None = msgspec.field(default=None, name="async")
+
+
 class TasksRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     """`action` retrieve with `id` (or `trace_id`), or retrieve_batch with `ids` (and/or
     `trace_ids`); retrieve_batch with neither lists the caller's newest tasks. `offset` / `limit`
@@ -149,6 +173,22 @@ class ImagineResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     trace_id: str | None = None  # the request's trace id: the task's id here (see serving.py)
 
 
+class VideoResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A video task (that API's Videos guide): `video_urls` the MP4 files, `video_id` what
+    extend takes, `image_url` the first frame (the cover)."""
+
+    success: bool
+    task_id: str
+    video_id: str | None = None
+    video_urls: list[str] | None = None
+    image_url: str | None = None
+    image_width: int | None = None
+    image_height: int | None = None
+    progress: int
+    error: ErrorDetail | None = None
+    trace_id: str | None = None
+
+
 class DescribeResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     success: bool
     task_id: str
@@ -194,7 +234,7 @@ class TaskRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     gives so far)."""
 
     id: str
-    type: str  # "imagine" | "describe" | "shorten"
+    type: str  # "imagine" | "videos" | "describe" | "shorten"
     image_id: str | None = None  # imagine tasks: the image_id follow-ups take
     created_at: float  # Unix seconds
     started_at: float | None = None
@@ -207,6 +247,7 @@ class TaskRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     # and SDK read `response`; absent while the task runs (a false `success` reads as failed)
     success: bool | None = None
     image_url: str | None = None
+    video_urls: list[str] | None = None  # video tasks (the CLI's `wait` reads them here)
     error: ErrorDetail | None = None
 
 

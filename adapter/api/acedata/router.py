@@ -28,6 +28,8 @@ from adapter.api.acedata.protocol import (
     TasksRequest,
     TranslateRequest,
     TranslateResult,
+    VideoResult,
+    VideosRequest,
 )
 from adapter.api.acedata.serving import AceServing
 from adapter.api.common.auth import bearer
@@ -86,6 +88,16 @@ async def imagine(request: Request[Any, Any, Any]) -> Any:
     return out
 
 
+async def videos(request: Request[Any, Any, Any]) -> Any:
+    """`action` generate: videos from a first frame (`image_url`, or `image_id` of an upscaled
+    result: its Animate button), with `prompt`, `motion` (ours; low unless the prompt says
+    `--motion high`), `loop`, `end_image_url`; `action` extend: `video_id` + `video_index`
+    (Midjourney's Extend button on that video). Waits until every video's MP4 is here unless
+    `async` is true (then answers the `task_id` at once)."""
+    serving, req, meta, base = await _job_call(request, VideosRequest)
+    return await serving.videos(req, meta, base)
+
+
 async def describe(request: Request[Any, Any, Any]) -> Any:
     """Four prompts for the image at `image_url`."""
     serving, req, meta, base = await _job_call(request, DescribeRequest)
@@ -119,7 +131,6 @@ async def translate(request: Request[Any, Any, Any]) -> TranslateResult:
 # endpoints that API has for capabilities this server does not offer: said so in its format
 _NOT_OFFERED = {
     "edits": "/midjourney/edits is not offered: Midjourney's image editor is part of its website, not of the Discord bot this server drives.",
-    "videos": "/midjourney/videos is not offered by this server: this API's video generation is not implemented here (imagine, describe, shorten, seed, translate and tasks are).",
 }
 
 
@@ -131,6 +142,7 @@ async def unknown_endpoint(request: Request[Any, Any, Any], rest: FromPath[str])
 
 _ROUTES: list[tuple[Callable[..., Any], str, type[Any], Any, str]] = [
     (imagine, "/imagine", ImagineRequest, ImagineResult, "The finished result (or, with `async`, the task_id and its progress so far)."),
+    (videos, "/videos", VideosRequest, VideoResult, "The finished videos (or, with `async`, the task_id and its progress so far)."),
     (describe, "/describe", DescribeRequest, DescribeResult, "The four descriptions."),
     (shorten, "/shorten", ShortenRequest, ShortenResult, "The shorter prompts."),
     (tasks, "/tasks", TasksRequest, TaskRecord | TaskBatch, "The task (retrieve) or `items` and `count` (retrieve_batch)."),

@@ -31,7 +31,7 @@ from typing import Any
 import msgspec
 
 from adapter.api.acedata import errors as E
-from adapter.api.acedata.errors import AceError, bad_request, from_engine, not_found, not_offered
+from adapter.api.acedata.errors import AceError, bad_request, from_engine, job_error, not_found, not_offered
 from adapter.api.acedata.protocol import (
     DescribeRequest,
     DescribeResult,
@@ -48,11 +48,14 @@ from adapter.api.acedata.protocol import (
     TasksRequest,
     TranslateRequest,
     TranslateResult,
+    VideoResult,
+    VideosRequest,
 )
+from adapter.api.acedata.tags import HOOK_FORMAT, TAG_ACTION, TAG_SPLIT
+from adapter.api.acedata.videos import VideoServing, is_video_task, render_video_job
 from adapter.backends.base import ImageInput
 from adapter.domain.actions import Action, Mode
 from adapter.domain.buttons import parse_custom_id
-from adapter.domain.errors import ErrorCategory
 from adapter.domain.jobs import Job, JobStatus
 from adapter.domain.prompt import parse_prompt
 from adapter.engine.errors import ActionNotAvailable, EngineError, JobNotFound, SeedUnavailable, ServiceClosing
@@ -66,9 +69,6 @@ from adapter.media.images import run_image_op
 from adapter.media.masks import region_mask_png
 from adapter.media.store import image_url
 
-HOOK_FORMAT = "acedata"  # Job.extra["hook_format"]: callbacks take this API's result shape
-TAG_ACTION = "acedata_action"  # the action name the task was asked with
-TAG_SPLIT = "acedata_split"  # split_images was asked for
 DEFAULT_TIMEOUT = 480  # seconds a call without `async` waits (that API's documented default)
 _VERSION = re.compile(r"^(?:niji\s*)?[0-9](?:\.[0-9])?$")
 _QUALITY = re.compile(r"^(?:\.25|\.5|0\.25|0\.5|1|2|4)$")
@@ -118,16 +118,11 @@ def actions_of(job: Job) -> dict[str, str]:
     return out
 
 
-def _error(job: Job) -> ErrorDetail:
-    if job.error_category is ErrorCategory.CONTENT_POLICY:
-        return ErrorDetail(code=E.FORBIDDEN, message=job.fail_reason or "Midjourney's moderation refused the prompt.")
-    if job.status is JobStatus.CANCEL:
-        return ErrorDetail(code=E.API_ERROR, message=job.fail_reason or "The task was cancelled.")
-    return ErrorDetail(code=E.API_ERROR, message=job.fail_reason or "The task failed.")
+_error = job_error
 
 
 def task_type(job: Job) -> str:
-    return _TYPES.get(job.action, "imagine")
+    return "videos" if is_video_task(job) else _TYPES.get(job.action, "imagine")
 
 
 def result_of(job: Job, base: str) -> ImagineResult | DescribeResult | ShortenResult:
@@ -158,15 +153,18 @@ _encoder = msgspec.json.Encoder()
 
 
 def callback_json(job: Job, base: str) -> bytes:
-    """The body POSTed to a task's `callback_url`: its result as the tasks API shows it."""
-    return _encoder.encode(result_of(job, base))
+    """The body POSTed to a task's `callback_url`: its result as the tasks API shows it (a video
+    task's comes from its last video's job: videos.py)."""
+    video = render_video_job(job, base)
+    return _encoder.encode(video if video is not None else result_of(job, base))
 
 
 def _seconds(ms: int | None) -> float | None:
     return ms / 1000 if ms else None
 
 
-def task_record(job: Job, base: str) -> TaskRecord:
+def task_record(job: Job, base: str, video: VideoResult | None = None) -> TaskRecord:
+    """`video`: a video task's result (its videos are other jobs: the caller looks them up)."""
     created = job.created_at / 1000
     finished = _seconds(job.finished_at) if job.status.finished else None
     echo = TaskRequestEcho(
@@ -177,6 +175,22 @@ def task_record(job: Job, base: str) -> TaskRecord:
         callback_url=job.webhook_url,
         trace_id=job.id,
     )
+    if video is not None:
+        echo.image_id = None
+        done = video.progress == 100 or not video.success
+        record = TaskRecord(
+            id=job.id,
+            type=task_type(job),
+            created_at=created,
+            started_at=_seconds(job.started_at),
+            finished_at=finished if done else None,
+            duration=round(finished - created, 3) if finished and done else None,
+            request=echo,
+            response=msgspec.to_builtins(video),
+        )
+        if done:
+            record.success, record.error, record.image_url, record.video_urls = video.success, video.error, video.image_url, video.video_urls
+        return record
     result = result_of(job, base)
     record = TaskRecord(
         id=job.id,
@@ -215,6 +229,7 @@ class AceServing:
         self.service = service
         self.fetcher = fetcher  # for URLs callers send: public addresses only
         self._hook_allow = webhook_allow_hosts
+        self.video = VideoServing(service, self._image)
 
     # --- inputs -------------------------------------------------------------------------------
 
@@ -370,6 +385,15 @@ class AceServing:
             raise from_engine(exc) from None
         return await self._run(job, meta.owner, req.async_, req.timeout, base, ndjson=ndjson)
 
+    async def videos(self, req: VideosRequest, meta: RequestMeta, base: str) -> VideoResult:
+        job = await self.video.start(req, meta)
+        return await self.video.run(job, meta.owner, req.async_, req.timeout, base)
+
+    async def _record(self, job: Job, base: str) -> TaskRecord:
+        if is_video_task(job):
+            return task_record(job, base, await self.video.view(job, base))
+        return task_record(job, base)
+
     async def describe(self, req: DescribeRequest, meta: RequestMeta, base: str) -> Any:
         image = await self._image(req.image_url, "image_url")
         try:
@@ -397,19 +421,19 @@ class AceServing:
                 job = await self.service.get(wanted_id, owner)
             except JobNotFound:
                 raise not_found(f"Task {wanted_id!r}") from None
-            return task_record(job, base)
+            return await self._record(job, base)
         offset = req.offset or 0
         wanted = [i.strip() for i in (*(req.ids or ()), *(req.trace_ids or ())) if i.strip()]
         if not wanted:
             # neither ids nor trace_ids: the caller's newest tasks, paged (defaults 0 and 12)
             limit = req.limit or 12
             jobs = await self.service.store.list_jobs(owner=owner, limit=offset + limit)
-            items = [task_record(j, base) for j in jobs[offset : offset + limit]]
+            items = [await self._record(j, base) for j in jobs[offset : offset + limit]]
             return TaskBatch(items=items, count=len(items))
         found = {j.id: j for j in await self.service.store.get_many(list(dict.fromkeys(wanted))) if j.owner == owner}
         ordered = [found[i] for i in dict.fromkeys(wanted) if i in found]
         end = offset + req.limit if req.limit else None
-        items = [task_record(j, base) for j in ordered[offset:end]]
+        items = [await self._record(j, base) for j in ordered[offset:end]]
         return TaskBatch(items=items, count=len(items))
 
     async def seed(self, req: SeedRequest, owner: str) -> SeedResult:
