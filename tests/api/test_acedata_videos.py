@@ -129,7 +129,8 @@ def test_prompt_video_from_an_image_url(server: ServerProcess, grid: dict[str, A
     job = httpx.get(f"{server.v1}/jobs/{v['task_id']}", headers=V1, timeout=10).json()
     # /imagine <uploaded first frame> <text> --video --motion low --loop --end <link>
     assert job["action"] == "IMAGINE" and "A cat sitting on a table" in job["final_prompt"] and "--video" in job["final_prompt"], job
-    assert "--motion low" in job["final_prompt"]
+    assert "--motion low" in job["final_prompt"] and "--loop" in job["final_prompt"] and "--end <https://s.mj.run/" in job["final_prompt"], job["final_prompt"]
+    assert f"--end {end}" in job["prompt"], job["prompt"]  # sent as its link (Midjourney shortens links in its echo)
 
 
 def test_extend_a_video_and_async_with_callback(server: ServerProcess, receiver: Receiver, animated: dict[str, Any]) -> None:
