@@ -459,7 +459,7 @@ class JobService:
             if not await self.store.update(job, expect_status=JobStatus.NOT_START):
                 # someone else (a cancel, another replica) changed it: never send
                 raise NotSent(_err(ErrorCategory.CANCELLED, "The job changed before it was sent."))
-            self.bus.publish(job)
+            self.bus.publish(msgspec.structs.replace(job))  # a copy: the events that follow change `job`
 
         remaining = max(0.0, (self._deadline_ms(job) - now_ms()) / 1000)
         await self._drive(job, account, lambda emit: account.run(op, job.mode, emit, before_send=before_send), remaining)
@@ -874,6 +874,7 @@ class _Progress:
         self._writing = 0  # writes in flight: each publishes the newest state when it lands
         self._last_write = float("-inf")  # loop time of the last write
         self._timer: asyncio.TimerHandle | None = None
+        self._save_queued = False  # a write is spawned and has not taken its snapshot yet
         self._lost = False  # a write's compare-and-set failed: the job ended elsewhere
 
     def _recovery_view(self) -> tuple[Any, ...]:
@@ -929,9 +930,12 @@ class _Progress:
             return
         self._dirty = True
         if self._recovery_view() != self._durable:
-            # recovery needs it: written now, published once it is durable
+            # recovery needs it: written now, published once it is durable (a write that has
+            # not taken its snapshot yet carries this change too)
             self._cancel_timer()
-            self._later(self._save())
+            if not self._save_queued:
+                self._save_queued = True
+                self._later(self._save())
             return
         if not self._writing:
             # (a write in flight publishes the newest state, this change included, when it lands)
@@ -943,7 +947,8 @@ class _Progress:
 
     def _flush(self) -> None:
         self._timer = None
-        if self._dirty:
+        if self._dirty and not self._save_queued:
+            self._save_queued = True
             self._later(self._save())
 
     def _cancel_timer(self) -> None:
@@ -958,13 +963,16 @@ class _Progress:
 
     async def _save(self) -> None:
         async with self.s._lock(self.job.id):
+            self._save_queued = False
             if self.job.status.finished or self._lost or not self._dirty:
                 return  # ended, or an earlier write already carried this change
+            # what is written is exactly this snapshot (events go on changing the job meanwhile)
+            snapshot = msgspec.structs.replace(self.job, extra=dict(self.job.extra))
             view = self._recovery_view()
             self._dirty = False
             self._writing += 1
             try:
-                saved = await self.s.store.update(self.job, expect_status=UNFINISHED_STATUSES)
+                saved = await self.s.store.update(snapshot, expect_status=UNFINISHED_STATUSES)
             except Exception as exc:  # progress is best effort; the final write is not
                 log.warning("job %s: progress not saved: %s", self.job.id, exc)
                 self._dirty = True
@@ -978,9 +986,12 @@ class _Progress:
                 return
             if saved:
                 self._durable = view
-            if self.job.status.finished:
+            if self.job.status.finished or not saved:
                 return
-            self.s.bus.publish(msgspec.structs.replace(self.job))
+            # the newest state, unless it holds something recovery reads that is not stored yet
+            # (its own write follows and publishes it): then what was just stored
+            newest = self._recovery_view() == self._durable
+            self.s.bus.publish(msgspec.structs.replace(self.job) if newest else snapshot)
             if self._dirty and self._timer is None:
                 # changed while this write was under way, or the write failed: written later
                 self._timer = asyncio.get_running_loop().call_later(PROGRESS_WRITE_EVERY, self._flush)

@@ -14,6 +14,8 @@ import contextlib
 import functools
 import os
 import sqlite3
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar
@@ -143,8 +145,11 @@ _JOB_COLUMN_COUNT = _JOB_COLUMNS.count(",") + 1
 _NEWEST_FIRST = "ORDER BY created_at DESC, id DESC"
 # the newest job of an owner with this idempotency key / request fingerprint since a cut-off
 _BY_IDEMPOTENCY = f"SELECT data FROM jobs WHERE owner = ? AND idempotency_key = ? AND created_at >= ? {_NEWEST_FIRST} LIMIT 1"
+_BY_IDEMPOTENCY_ROW = _BY_IDEMPOTENCY.replace("SELECT data", "SELECT id, status, data", 1)
 _BY_FINGERPRINT = f"SELECT data FROM jobs WHERE owner = ? AND fingerprint = ? AND created_at >= ? {_NEWEST_FIRST} LIMIT 1"
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
+_FINISHED = frozenset(s.value for s in FINISHED_STATUSES)
+_UNFINISHED = frozenset(s.value for s in UNFINISHED_STATUSES)
 
 
 def _none_if_empty(value: str | None) -> str | None:
@@ -185,6 +190,90 @@ def _placeholders(n: int) -> str:
     return ", ".join("?" * n)
 
 
+class _FinishedCache:
+    """Finished jobs as stored (their encoded rows), so that reading one again takes no trip to
+    the database thread: the hot read paths (/mj fetch polling, GET /v1/jobs/{id}, an
+    idempotent replay) mostly ask for jobs that have ended, and an ended job no longer changes
+    but for its seed. Entries are the encoded bytes, decoded on every hit, so a caller that
+    edits the Job it got cannot change what the next caller reads.
+
+    Correctness rests on three rules. (1) Every write through this store that may touch a
+    finished row (an update whose compare-and-set admits a finished status or has none, a
+    delete) drops the job's entry and bumps `generation`. (2) A read fills the cache only if
+    no such write was submitted between the moment it was submitted and the moment it
+    returned: the store's one thread runs calls in the order they were submitted, so a read
+    that saw the old row can only finish before a later write, and then the generation has
+    moved. (3) An entry lives `ttl` seconds at most, which bounds what another process writing
+    the same file could leave stale (the adapter is the only writer in practice: SQLite is the
+    one-process store).
+
+    `by_key` maps (owner, idempotency key) to the finished job the last look-up found; an insert
+    that carries the key drops it (the newest job wins), and it is only used while the job's
+    entry is present."""
+
+    def __init__(self, size: int = 2048, ttl: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.size = size
+        self.ttl = ttl
+        self.clock = clock
+        self.generation = 0
+        self._rows: OrderedDict[str, tuple[bytes, float, tuple[str, str] | None]] = OrderedDict()
+        self._by_key: dict[tuple[str, str], str] = {}
+
+    def get(self, job_id: str) -> bytes | None:
+        entry = self._rows.get(job_id)
+        if entry is None:
+            return None
+        data, expires, _ = entry
+        if self.clock() >= expires:
+            self.drop(job_id)
+            return None
+        self._rows.move_to_end(job_id)
+        return data
+
+    def by_key(self, owner: str, key: str) -> bytes | None:
+        job_id = self._by_key.get((owner, key))
+        if job_id is None:
+            return None
+        data = self.get(job_id)
+        if data is None:
+            self._by_key.pop((owner, key), None)
+        return data
+
+    def put(self, job_id: str, data: bytes, generation: int, key: tuple[str, str] | None = None) -> None:
+        if generation != self.generation:
+            return  # a write may have overtaken this read: what it saw may be old
+        old = self._rows.pop(job_id, None)
+        if old is not None and old[2] is not None and old[2] != key:
+            self._by_key.pop(old[2], None)
+        self._rows[job_id] = (data, self.clock() + self.ttl, key)
+        if key is not None:
+            self._by_key[key] = job_id
+        while len(self._rows) > self.size:
+            oldest, (_, _, oldest_key) = self._rows.popitem(last=False)
+            if oldest_key is not None and self._by_key.get(oldest_key) == oldest:
+                del self._by_key[oldest_key]
+
+    def drop(self, job_id: str) -> None:
+        entry = self._rows.pop(job_id, None)
+        if entry is not None and entry[2] is not None and self._by_key.get(entry[2]) == job_id:
+            del self._by_key[entry[2]]
+
+    def written(self, job_ids: Sequence[str]) -> None:
+        self.generation += 1
+        for job_id in job_ids:
+            self.drop(job_id)
+
+    def key_inserted(self, owner: str, key: str) -> None:
+        # a newer job with this key may now be the one a look-up should find
+        self.generation += 1
+        self._by_key.pop((owner, key), None)
+
+    def clear(self) -> None:
+        self.generation += 1
+        self._rows.clear()
+        self._by_key.clear()
+
+
 class SqliteJobStore:
     """JobStore on a SQLite file (or ":memory:", which lives as long as the store is open)."""
 
@@ -205,6 +294,7 @@ class SqliteJobStore:
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
         self._closing = False
+        self._finished = _FinishedCache()
 
     def __repr__(self) -> str:
         return f"SqliteJobStore(path={self.path!r})"
@@ -236,6 +326,7 @@ class SqliteJobStore:
         if executor is None or self._closing:
             return
         self._closing = True
+        self._finished.clear()
         try:
             # Queued behind any call already submitted, so those finish first.
             await self._submit(self._close_sync)
@@ -318,6 +409,8 @@ class SqliteJobStore:
         idempotency_since_ms: int | None = None,
         fingerprint_since_ms: int | None = None,
     ) -> None:
+        if job.idempotency_key:
+            self._finished.key_inserted(job.owner, job.idempotency_key)
         await self._call(self._insert_sync, job, idempotency_since_ms, fingerprint_since_ms)
 
     @staticmethod
@@ -339,7 +432,13 @@ class SqliteJobStore:
                 raise DuplicateJob(job.id) from exc
 
     async def update(self, job: Job, *, expect_status: ExpectStatus = None) -> bool:
-        return await self._call(self._update_sync, job, expected_values(expect_status))
+        expected = expected_values(expect_status)
+        if not expected or not _UNFINISHED.issuperset(expected):
+            # may change a finished row (a seed, a retention edit): no cached copy survives it.
+            # A compare-and-set that admits unfinished statuses only cannot touch a finished
+            # row, and so cannot make a cached one stale (progress writes stay off this path).
+            self._finished.written((job.id,))
+        return await self._call(self._update_sync, job, expected)
 
     @staticmethod
     def _update_sync(conn: sqlite3.Connection, job: Job, expected: list[str]) -> bool:
@@ -356,7 +455,21 @@ class SqliteJobStore:
             return conn.execute(sql, params).rowcount == 1
 
     async def get(self, job_id: str) -> Job | None:
-        return await self._call(self._one, "SELECT data FROM jobs WHERE id = ?", (job_id,))
+        if self._executor is not None and not self._closing and (data := self._finished.get(job_id)) is not None:
+            return decode_job(data)
+        generation = self._finished.generation
+        row = await self._call(self._row_sync, "SELECT status, data FROM jobs WHERE id = ?", (job_id,))
+        if row is None:
+            return None
+        status, data = row
+        if status in _FINISHED:
+            self._finished.put(job_id, data, generation)
+        return decode_job(data)
+
+    @staticmethod
+    def _row_sync(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+        row = conn.execute(sql, params).fetchone()
+        return tuple(row) if row else None
 
     async def get_many(self, ids: Sequence[str]) -> list[Job]:
         return await self._call(self._get_many_sync, list(ids))
@@ -376,7 +489,19 @@ class SqliteJobStore:
     async def find_by_idempotency(self, owner: str, key: str, *, since_ms: int | None = None) -> Job | None:
         if not key:
             return None
-        return await self._call(self._one, _BY_IDEMPOTENCY, (owner, key, since_ms if since_ms is not None else -(2**63)))
+        since = since_ms if since_ms is not None else -(2**63)
+        if self._executor is not None and not self._closing and (data := self._finished.by_key(owner, key)) is not None:
+            job = decode_job(data)
+            if job.created_at >= since:
+                return job
+        generation = self._finished.generation
+        row = await self._call(self._row_sync, _BY_IDEMPOTENCY_ROW, (owner, key, since))
+        if row is None:
+            return None
+        job_id, status, data = row
+        if status in _FINISHED:
+            self._finished.put(job_id, data, generation, (owner, key))
+        return decode_job(data)
 
     async def find_by_fingerprint(self, owner: str, fingerprint: str, *, since_ms: int) -> Job | None:
         if not fingerprint:
@@ -472,6 +597,7 @@ class SqliteJobStore:
         unique = list(dict.fromkeys(ids))
         if not unique:
             return 0
+        self._finished.written(unique)
         return await self._call(self._delete_jobs_sync, unique)
 
     @staticmethod

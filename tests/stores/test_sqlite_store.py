@@ -222,3 +222,110 @@ async def test_a_version_1_database_is_indexed_for_retention_on_open(tmp_path: P
         assert await store.outbox_get("ob-pending") is None
     with sqlite3.connect(path) as check:
         assert check.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+
+
+# --- finished jobs served without a trip to the database thread (issue 13) -------------------
+
+
+def _count_calls(store: SqliteJobStore) -> list[str]:
+    """Names of the functions the store runs on its thread from now on."""
+    calls: list[str] = []
+    real = store._call
+
+    async def counting(fn, /, *args):  # type: ignore[no-untyped-def]
+        calls.append(getattr(fn, "__name__", "?"))
+        return await real(fn, *args)
+
+    store._call = counting  # type: ignore[method-assign]
+    return calls
+
+
+def _finished(job_id: str = "j1", **kw: object) -> Job:
+    job = _job(job_id)
+    job.status = JobStatus.SUCCESS
+    job.finished_at = job.created_at + 1000
+    for name, value in kw.items():
+        setattr(job, name, value)
+    return job
+
+
+async def test_a_finished_job_is_read_again_without_the_database_thread(tmp_path: Path) -> None:
+    async with SqliteJobStore(tmp_path / "j.db") as store:
+        await store.insert(_job("running"))
+        await store.insert(_finished("done", idempotency_key="k1"))
+        calls = _count_calls(store)
+        for _ in range(3):
+            assert (await store.get("running")) == _job("running")
+            assert (await store.get("done")) == _finished("done", idempotency_key="k1")
+            assert (await store.find_by_idempotency("o", "k1")) == _finished("done", idempotency_key="k1")
+        # an unfinished job is read every time; the finished one once per kind of look-up
+        assert len(calls) == 3 + 1 + 1
+        # every answer is a job of its own: editing it changes nothing the next caller reads
+        got = await store.get("done")
+        assert got is not None
+        got.extra["x"] = "y"
+        got.buttons.clear()
+        assert (await store.get("done")) == _finished("done", idempotency_key="k1")
+
+
+async def test_writes_through_the_store_are_seen_at_once(tmp_path: Path) -> None:
+    async with SqliteJobStore(tmp_path / "j.db") as store:
+        job = _finished("done", idempotency_key="k1")
+        await store.insert(job)
+        assert (await store.get("done")) == job
+        assert (await store.find_by_idempotency("o", "k1")) == job
+        job.seed = "1234"  # the one change a finished job gets
+        assert await store.update(job)
+        assert (await store.get("done")) == job
+        assert (await store.find_by_idempotency("o", "k1")) == job
+        # a newer job with the same key is the one found
+        newer = _finished("newer", idempotency_key="k1")
+        newer.created_at += 5
+        await store.insert(newer)
+        assert (await store.find_by_idempotency("o", "k1")) == newer
+        assert (await store.find_by_idempotency("o", "k1", since_ms=newer.created_at + 1)) is None
+        assert await store.delete_jobs(["done", "newer"]) == 2
+        assert (await store.get("done")) is None
+        assert (await store.find_by_idempotency("o", "k1")) is None
+
+
+async def test_a_read_overtaken_by_a_write_is_not_kept(tmp_path: Path) -> None:
+    async with SqliteJobStore(tmp_path / "j.db") as store:
+        job = _finished("done")
+        await store.insert(job)
+        gate = threading.Event()
+        blocker = asyncio.ensure_future(store._call(lambda conn: gate.wait(5)))
+        stale = asyncio.ensure_future(store.get("done"))  # queued: reads the row before the update
+        await asyncio.sleep(0)
+        job.seed = "42"
+        update = asyncio.ensure_future(store.update(job))
+        gate.set()
+        await blocker
+        assert (await stale) is not None and (await stale).seed is None
+        assert await update
+        assert (await store.get("done")).seed == "42"  # type: ignore[union-attr]
+
+
+async def test_cached_jobs_expire_so_another_writer_is_seen(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    async with SqliteJobStore(path) as store, SqliteJobStore(path) as other:
+        now = [0.0]
+        store._finished.clock = lambda: now[0]
+        job = _finished("done")
+        await store.insert(job)
+        assert (await store.get("done")) == job
+        job.seed = "7"
+        await other.update(job)
+        assert (await store.get("done")).seed is None  # type: ignore[union-attr]
+        now[0] += store._finished.ttl
+        assert (await store.get("done")).seed == "7"  # type: ignore[union-attr]
+
+
+async def test_the_cache_is_bounded(tmp_path: Path) -> None:
+    async with SqliteJobStore(tmp_path / "j.db") as store:
+        store._finished.size = 3
+        for i in range(5):
+            await store.insert(_finished(f"d{i}", idempotency_key=f"k{i}"))
+            assert await store.find_by_idempotency("o", f"k{i}") is not None
+        assert list(store._finished._rows) == ["d2", "d3", "d4"]
+        assert sorted(store._finished._by_key) == [("o", "k2"), ("o", "k3"), ("o", "k4")]
