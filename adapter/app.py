@@ -356,7 +356,7 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         # keyless (loopback only): pages on this machine only, refused origins get no CORS headers
         # at all (browser.py); with keys every call needs one, so CORS is the operator's choice
-        guards=[browser_guard(keyless=keyless)],
+        guards=[browser_guard(keyless=True)] if keyless else [],
         middleware=[LoopbackCors] if keyless else [],
         cors_config=None if keyless else CORSConfig(allow_origins=list(settings.cors_origins), allow_headers=["*"], allow_methods=["*"]),
         openapi_config=OpenAPIConfig(title="mj-adapter", version=VERSION, path="/docs"),

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -150,10 +150,11 @@ def refusal(path: str, reason: str) -> Exception:
     return OpenAIError(403, reason, type="permission_error", code="cross_origin_refused")
 
 
-def browser_guard(*, keyless: bool) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]:
-    """An app-level Litestar guard applying `judge`."""
+def browser_guard(*, keyless: bool) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]:
+    """An app-level Litestar guard applying `judge`. A coroutine function: Litestar runs a plain
+    function guard in a worker thread, one thread hop on every request."""
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         if not keyless:
             return
         method = str(connection.scope.get("method", "GET"))
