@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import gc
 import json
 import logging
 import os
@@ -103,6 +104,15 @@ def _graceful_server(config: Any, app: Any) -> Any:
         def __init__(self, config: uvicorn.Config, app: Any) -> None:
             super().__init__(config)
             self._app = app
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            # Everything made at startup (the app, its routes and OpenAPI document, the engine)
+            # lives as long as the process: moved out of the collector's sight, a full garbage
+            # collection scans only what requests made since, a few ms instead of ~35 ms paid
+            # by whichever request triggers it (the front door's p99).
+            gc.collect()
+            gc.freeze()
 
         def handle_exit(self, sig: int, frame: Any) -> None:
             begin = getattr(self._app.state, "begin_shutdown", None)
