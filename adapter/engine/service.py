@@ -615,15 +615,18 @@ class JobService:
             elif job.status in _RUNNING:
                 self._spawn(self._reattach(job), f"recover-{job.id}")
 
+    async def _account_gone(self, job: Job) -> None:
+        await self._finish(
+            job,
+            JobStatus.FAILURE,
+            reason="The account that ran this job is no longer configured, so whether Midjourney finished it is unknown.",
+            category=ErrorCategory.OUTCOME_UNKNOWN,
+        )
+
     async def _reattach(self, job: Job) -> None:
         account = self.scheduler.account(job.account_id or "")
         if account is None:
-            await self._finish(
-                job,
-                JobStatus.FAILURE,
-                reason="The account that ran this job is no longer configured, so whether Midjourney finished it is unknown.",
-                category=ErrorCategory.OUTCOME_UNKNOWN,
-            )
+            await self._account_gone(job)
             return
         # Only its own account can find it (the result is in that channel): wait for it as long
         # as the job may run, unless the account is gone for good.
@@ -756,12 +759,7 @@ class JobService:
         account_id = job.account_id or ""
         configured = self.scheduler.known(account_id) is not None
         if job.status in _RUNNING and not configured:
-            await self._finish(
-                job,
-                JobStatus.FAILURE,
-                reason="The account that ran this job is no longer configured, so whether Midjourney finished it is unknown.",
-                category=ErrorCategory.OUTCOME_UNKNOWN,
-            )
+            await self._account_gone(job)
             return
         if job.status is not JobStatus.NOT_START:
             return
