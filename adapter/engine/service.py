@@ -523,8 +523,11 @@ class JobService:
         if self._closing:
             return  # the next start queues it again
         try:
-            self._place(current, excluded=frozenset({account.id}))
+            placed = self._place(current, excluded=frozenset({account.id}))
             log.info("job %s not sent on %s (%s); placed again", job.id, account.id, exc.error.message)
+            if self.peers is not None and placed != current.account_id:
+                # so the replica driving its account now is the one that finds it
+                self._spawn(self._repin(current.id, placed), f"repin-{current.id}")
         except EngineError as err:
             await self._finish(current, JobStatus.FAILURE, reason=err.message, category=err.category)
 
