@@ -42,7 +42,7 @@ import httpx
 import msgspec
 
 from adapter.domain.job_ids import new_job_id
-from adapter.domain.jobs import Job, now_ms
+from adapter.domain.jobs import Job, JobStatus, now_ms
 from adapter.media.addresses import HostAllowList, is_public_ip, parse_ip
 from adapter.media.fetch import Resolver, system_resolver
 from adapter.stores.base import JobStore, OutboxItem, StoreError
@@ -84,9 +84,12 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
-# Job.extra[HOOK_EVENTS] = FINAL_ONLY: the job's own webhook URL gets its final state only
+# Job.extra[HOOK_EVENTS] = FINAL_ONLY: the job's own webhook URL gets its final state only;
+# FAILURE_ONLY: only a final state that is not SUCCESS (a job whose success is reported by
+# another job, e.g. the last step of a task made of several)
 HOOK_EVENTS = "hook_events"
 FINAL_ONLY = "final"
+FAILURE_ONLY = "failure"
 
 
 def load_or_create_secret(configured: str, data_dir: Path) -> str:
@@ -315,6 +318,13 @@ async def _stop_tasks(
             log.error("webhooks: %s task %s failed", what, t.get_name(), exc_info=exc)
 
 
+def _own_hook_hears(job: Job) -> bool:
+    mode = job.extra.get(HOOK_EVENTS)
+    if mode == FAILURE_ONLY:
+        return job.status.finished and job.status is not JobStatus.SUCCESS
+    return mode != FINAL_ONLY or job.status.finished
+
+
 class WebhookDispatcher:
     def __init__(
         self,
@@ -414,7 +424,7 @@ class WebhookDispatcher:
     def observe(self, job: Job) -> None:
         # a front door whose callbacks carry only the result (the action-style API's
         # callback_url) marks its jobs; the operator's global URL still hears every event
-        own = job.webhook_url if job.status.finished or job.extra.get(HOOK_EVENTS) != FINAL_ONLY else None
+        own = job.webhook_url if _own_hook_hears(job) else None
         urls = [u for u in dict.fromkeys((own, self.options.global_url)) if u]
         if not urls or self._closing:
             return

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from server_process import KEY_A, KEY_B, ServerProcess  # noqa: E402
+from server_process import ADMIN, KEY_A, KEY_B, ServerProcess  # noqa: E402
 from webhook_receiver import Receiver  # noqa: E402
 
 SECRET = "whsec_" + "YWNlZGF0YS12aWRlby1jYWxsYmFjay1zZWNyZXQ="
@@ -154,6 +155,23 @@ def test_extend_a_video_and_async_with_callback(server: ServerProcess, receiver:
     assert one["type"] == "videos" and one["request"]["action"] == "extend" and one["video_urls"] == mine[0].task["video_urls"]
     job = httpx.get(f"{server.v1}/jobs/{task_id}", headers=V1, timeout=10).json()
     assert job["action"] == "ANIMATE" and job["status"] == "SUCCESS"  # Midjourney's Extend button
+
+
+def test_a_failed_grid_still_calls_back_once(server: ServerProcess, receiver: Receiver, upscale: dict[str, Any]) -> None:
+    hook = f"{receiver.base}/video-fails"
+    sim = httpx.get(server.base + "/readyz", headers=ADMIN, timeout=5).json()["simulator_url"]
+    try:
+        for _ in range(2):  # either demo account may take the job
+            httpx.post(sim + "/_simulator/faults/fail-next-job", json={"title": "Sorry! Could not complete the job!"}, timeout=5).raise_for_status()
+        r = ok(post(server, "/videos", {"action": "generate", "image_id": upscale["image_id"], "async": True, "callback_url": hook}, timeout=15))
+    finally:
+        httpx.post(sim + "/_simulator/faults/reset", timeout=5)
+    task_id = r["task_id"]
+    receiver.wait_for(lambda: any(a.task.get("task_id") == task_id for a in receiver.accepted("/video-fails")), timeout=60)
+    time.sleep(0.5)  # nothing else may follow
+    mine = [a for a in receiver.accepted("/video-fails") if a.task.get("task_id") == task_id]
+    assert len(mine) == 1 and mine[0].signed_ok and mine[0].task["success"] is False, [a.task for a in mine]
+    assert "Could not complete" in mine[0].task["error"]["message"]
 
 
 def test_video_refusals(server: ServerProcess, animated: dict[str, Any], upscale: dict[str, Any]) -> None:

@@ -17,7 +17,8 @@ That API answers one task with four MP4 links (`video_urls`), so a task here is:
    key `acedata-video:<task>:<n>`, so a retry, a second waiter or a restart attaches to the same
    jobs instead of pressing again). The last one is pressed after the others have ended and
    carries the task's `callback_url` and the others' files, so its signed callback is the whole
-   task's result.
+   task's result. The grid's job carries the same URL for its failure only (FAILURE_ONLY): a
+   grid that fails has no video to carry the callback.
 
 Ids: `video_id` = `task_id` = the grid job's id (as /v1/jobs and /mj see it).
 """
@@ -43,7 +44,7 @@ from adapter.domain.prompt import parse_prompt
 from adapter.engine.errors import EngineError, JobNotFound
 from adapter.engine.service import JobService
 from adapter.engine.specs import ActSpec, RequestMeta, SubmitSpec
-from adapter.engine.webhooks import FINAL_ONLY, HOOK_EVENTS
+from adapter.engine.webhooks import FAILURE_ONLY, FINAL_ONLY, HOOK_EVENTS
 from adapter.media.store import image_url, job_id_from_key, key_from_url
 
 log = logging.getLogger(__name__)
@@ -187,13 +188,14 @@ class VideoServing:
 
     @staticmethod
     def _meta(meta: RequestMeta, action: str, cover: str | None) -> RequestMeta:
-        # the grid's job carries no webhook: its last video does (module docstring)
-        tags = {**meta.tags, "hook_format": HOOK_FORMAT, HOOK_EVENTS: FINAL_ONLY, TAG_ACTION: action, TAG_KIND: VIDEO}
+        # the grid's job reports its own failure only: its last video carries the success
+        # (module docstring)
+        tags = {**meta.tags, "hook_format": HOOK_FORMAT, HOOK_EVENTS: FAILURE_ONLY, TAG_ACTION: action, TAG_KIND: VIDEO}
         if meta.webhook_url:
             tags[TAG_CALLBACK] = meta.webhook_url
         if cover:
             tags[TAG_COVER] = cover
-        return msgspec.structs.replace(meta, webhook_url=None, tags=tags)
+        return msgspec.structs.replace(meta, tags=tags)
 
     async def start(self, req: VideosRequest, meta: RequestMeta) -> Job:
         """Make the task's first job (the grid of videos); its videos follow (finish)."""
