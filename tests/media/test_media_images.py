@@ -185,3 +185,137 @@ def test_split_grid_tiles_are_the_grid_pixels_exactly() -> None:
     boxes = [(0, 0, 30, 23), (30, 0, 61, 23), (0, 23, 30, 47), (30, 23, 61, 47)]
     for tile, box in zip(tiles, boxes):
         assert decode(tile).tobytes() == grid.crop(box).tobytes()
+
+
+# -- ISA-L (isal) paths: the same pixels as stdlib zlib and Pillow's own decode --------------------
+
+
+def _noisy_png(mode: str, size: tuple[int, int], seed: int, **save: object) -> tuple[Image.Image, bytes]:
+    """Noise with smooth bands (Pillow's adaptive encoder then uses every filter type), saved by
+    Pillow; big enough for several IDAT chunks."""
+    import random
+
+    rng = random.Random(seed)
+    w, h = size
+    channels = len(mode)
+    noise = bytearray(rng.randbytes(w * h * channels))
+    for i in range(0, len(noise), 7):  # runs of a repeated byte: Sub/Up/Paeth rows, LZ77 matches
+        noise[i] = noise[i - 1] if i else 0
+    img = Image.frombytes(mode, size, bytes(noise))
+    buf = io.BytesIO()
+    img.save(buf, "PNG", **save)
+    return img, buf.getvalue()
+
+
+def _split_pixels(png: bytes) -> list[tuple[str, tuple[int, int], bytes]]:
+    return [(t.mode, t.size, t.tobytes()) for t in map(decode, split_grid(png))]
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+@pytest.mark.parametrize("size", [(2, 2), (61, 47), (300, 257)])
+def test_split_grid_isal_and_zlib_paths_give_the_same_pixels(
+    mode: str, size: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zlib
+
+    from adapter.media import images
+
+    if images._isal_zlib is None:
+        pytest.skip("isal is not installed")
+    grid, png = _noisy_png(mode, size, seed=size[0])
+    with_isal = _split_pixels(png)
+    monkeypatch.setattr(images, "_isal_zlib", None)
+    monkeypatch.setattr(images, "_crc32", zlib.crc32)
+    with_zlib = _split_pixels(png)
+    assert with_isal == with_zlib
+    w, h = size
+    boxes = [(0, 0, w // 2, h // 2), (w // 2, 0, w, h // 2), (0, h // 2, w // 2, h), (w // 2, h // 2, w, h)]
+    assert [p for _, _, p in with_isal] == [grid.crop(b).tobytes() for b in boxes]
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+@pytest.mark.parametrize("level", [0, 1, 9])
+def test_fast_png_decode_equals_pillows(mode: str, level: int) -> None:
+    """The grid decode with ISA-L's inflate (stored blocks handed to Pillow's un-filtering) gives
+    Pillow's pixels, whatever the deflate level the PNG was written with (0: stored blocks)."""
+    from adapter.media import images
+
+    if images._isal_zlib is None:
+        pytest.skip("isal is not installed")
+    grid, png = _noisy_png(mode, (129, 70), seed=level, compress_level=level)
+    fast = images._decode_png_fast(png)
+    assert (fast.mode, fast.size) == (mode, grid.size)
+    assert fast.tobytes() == decode(png).tobytes() == grid.tobytes()
+
+
+def _palette_png() -> bytes:
+    buf = io.BytesIO()
+    _noisy_png("RGB", (40, 30), 3)[0].quantize(16).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _png(width: int, height: int, depth: int, interlace: int, rows: bytes) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, 2, 0, 0, interlace)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def _rgb16_png() -> bytes:
+    """A 16-bit RGB PNG (Pillow opens it as mode RGB: the bit depth must come from IHDR)."""
+    w, h = 6, 4
+    rows = b"".join(b"\x00" + bytes((x * 40 + y * 7 + c) % 256 for x in range(w) for c in range(6)) for y in range(h))
+    return _png(w, h, 16, 0, rows)
+
+
+def _adam7_png() -> bytes:
+    """A 2x2 interlaced RGB PNG (Pillow writes none): Adam7's pass 1 has pixel (0, 0), pass 6
+    (1, 0), pass 7 the second row."""
+    a, b, c, d = b"\x10\x20\x30", b"\x40\x50\x60", b"\x70\x80\x90", b"\xa0\xb0\xc0"
+    return _png(2, 2, 8, 1, b"\x00" + a + b"\x00" + b + b"\x00" + c + d)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        _adam7_png,
+        lambda: _noisy_png("L", (40, 30), 2)[1],  # grey
+        _palette_png,
+        _rgb16_png,
+    ],
+    ids=["interlaced", "grey", "palette", "rgb16"],
+)
+def test_split_grid_other_pngs_take_pillows_path_with_the_same_pixels(make) -> None:  # type: ignore[no-untyped-def]
+    from adapter.media.images import _decode_png_fast, _normalized_mode, _NotPlain
+
+    png = make()
+    with pytest.raises(_NotPlain):
+        _decode_png_fast(png)
+    img = _normalized_mode(decode(png))
+    w, h = img.size
+    boxes = [(0, 0, w // 2, h // 2), (w // 2, 0, w, h // 2), (0, h // 2, w // 2, h), (w // 2, h // 2, w, h)]
+    assert [decode(t).convert(img.mode).tobytes() for t in split_grid(png)] == [img.crop(b).tobytes() for b in boxes]
+
+
+@pytest.mark.parametrize("path", ["isal", "zlib"])
+def test_split_grid_corrupt_png_is_an_image_error_on_both_paths(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import zlib
+
+    from adapter.media import images
+
+    if path == "isal" and images._isal_zlib is None:
+        pytest.skip("isal is not installed")
+    if path == "zlib":
+        monkeypatch.setattr(images, "_isal_zlib", None)
+        monkeypatch.setattr(images, "_crc32", zlib.crc32)
+    _, png = _noisy_png("RGB", (64, 64), seed=5)
+    start = png.index(b"IDAT") + 4
+    truncated = png[: start + 100]
+    garbled = png[:start] + bytes(b ^ 0x5A for b in png[start : start + 200]) + png[start + 200 :]
+    for bad in (truncated, garbled):
+        with pytest.raises(ImageError):
+            split_grid(bad)
