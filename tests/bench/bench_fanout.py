@@ -21,8 +21,9 @@ It prints:
 
 Kinds: `images` (/v1/images/generations, stream=true, n=1, `output_format`; previews arrive as
 partial_image events in the asked format), `chat` (/v1/chat/completions, stream=true; previews are
-links). The client is raw asyncio sockets (one process), so its own cost stays small; the same
-machine runs both sides, so compare runs on one machine only. Not collected by pytest
+links). The client is one process of asyncio protocols that only look at each event's first and
+last bytes, so its own cost stays small; the same machine runs both sides, so compare runs on one
+machine only. Not collected by pytest
 (`--ignore=tests/bench`).
 """
 
@@ -32,7 +33,10 @@ import argparse
 import asyncio
 import json
 import re
+import os
 import resource
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -96,7 +100,6 @@ async def settle(pid: int, every: float = 0.5, tolerance: int = 512 * KB, limit:
 
 # --- a minimal SSE client -------------------------------------------------------------------------
 
-_EVENT_END = re.compile(rb"\r?\n\r?\n")  # sse-starlette ends lines with CRLF
 _PROGRESS = re.compile(rb'"progress":(\d+)')
 _INDEX = re.compile(rb'"index":(\d+)')
 _URL = re.compile(rb'"url":"([^"]+)"')
@@ -116,7 +119,6 @@ class Stream:
         self.error: str | None = None
         self.done = False
         self.opened = asyncio.Event()
-        self._writer: asyncio.StreamWriter | None = None
 
     def _record(self, raw: bytes, kind: str) -> None:
         name = b""
@@ -134,14 +136,14 @@ class Stream:
             self.done = True
             return
         head = data[:200]
-        if (m := _JOB.search(data[-400:]) or _JOB.search(head)) and self.job_id is None:
+        if self.job_id is None and (m := _JOB.search(data[-2000:]) or _JOB.search(head)):
             self.job_id = m.group(1).decode()
         if kind == "images":
             if name.endswith(b".partial_image"):
                 p = _PROGRESS.search(data[-400:])
                 self.events.append((f"preview@{p.group(1).decode() if p else '?'}", now))
             elif name.endswith(b".completed"):
-                tail = data[-1500:]
+                tail = data[-2000:]
                 idx = _INDEX.search(tail)
                 if u := _URL.search(tail):
                     self.urls.add(u.group(1).decode())
@@ -156,48 +158,95 @@ class Stream:
                 self.events.append(("preview-link" if b"%" in data and b"/images/" in data and b"Image 1" not in data else "result-links", now))
 
     async def run(self, host: str, port: int, request: bytes, kind: str) -> None:
+        loop = asyncio.get_running_loop()
+        finished = loop.create_future()
         try:
-            reader, writer = await asyncio.open_connection(host, port, limit=1 << 24)
+            transport, _ = await loop.create_connection(lambda: _SSEProtocol(self, request, kind, finished), host, port)
         except OSError as exc:
             self.error = f"connect: {exc}"
             self.opened.set()
             return
-        self._writer = writer
         try:
-            writer.write(request)
-            status_line = await reader.readline()
-            self.status = int(status_line.split()[1]) if status_line else 0
-            chunked = False
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                if line.lower().startswith(b"transfer-encoding:") and b"chunked" in line.lower():
-                    chunked = True
-            self.opened.set()
-            buf = b""
-            while True:
-                if chunked:
-                    size_line = await reader.readline()
-                    if not size_line:
-                        break
-                    size = int(size_line.strip() or b"0", 16)
-                    if size == 0:
-                        break
-                    piece = await reader.readexactly(size + 2)
-                    buf += piece[:-2]
-                else:
-                    piece = await reader.read(1 << 20)
-                    if not piece:
-                        break
-                    buf += piece
-                while (end := _EVENT_END.search(buf)) is not None:
-                    raw, buf = buf[: end.start()], buf[end.end() :]
-                    self._record(raw, kind)
-                    if self.done:
-                        return
-        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-            self.error = f"{type(exc).__name__}: {exc}"
+            await finished
         finally:
             self.opened.set()
-            writer.close()
+            transport.close()
+
+
+class _SSEProtocol(asyncio.Protocol):
+    """HTTP/1.1 response with a chunked body, one SSE event per chunk (sse-starlette sends each
+    event as one ASGI message, uvicorn writes each as one chunk). Received bytes are appended to
+    one bytearray and consumed in place: only an event's first and last bytes are looked at, so
+    the client costs little per byte and the spread measured is mostly the server's."""
+
+    def __init__(self, stream: Stream, request: bytes, kind: str, finished: asyncio.Future[None]) -> None:
+        self.stream, self.request, self.kind, self.finished = stream, request, kind, finished
+        self.buf = bytearray()
+        self.pos = 0
+        self.headers_done = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.write(self.request)  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        try:
+            self._parse()
+        except ValueError as exc:
+            self._end(f"bad response: {exc}")
+        if self.pos > 65536:
+            del self.buf[: self.pos]
+            self.pos = 0
+
+    def _parse(self) -> None:
+        buf, s = self.buf, self.stream
+        if not self.headers_done:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(buf[:end])
+            s.status = int(head.split(b" ", 2)[1])
+            if b"chunked" not in head.lower():
+                self._end(None if s.status != 200 else "not chunked")
+                return
+            self.headers_done = True
+            self.pos = end + 4
+            s.opened.set()
+        while True:
+            nl = buf.find(b"\r\n", self.pos, self.pos + 16)
+            if nl < 0:
+                return
+            size = int(buf[self.pos : nl], 16)
+            if size == 0:
+                self._end(None)
+                return
+            start, stop = nl + 2, nl + 2 + size
+            if len(buf) < stop + 2:
+                return
+            self._chunk(start, stop)
+            self.pos = stop + 2
+            if s.done:
+                self._end(None)
+                return
+
+    def _chunk(self, start: int, stop: int) -> None:
+        buf = self.buf
+        if stop - start <= 8192:
+            for raw in bytes(buf[start:stop]).split(b"\r\n\r\n"):
+                if raw.strip():
+                    self.stream._record(raw, self.kind)
+        else:  # a big event (an image): its name leads, its small fields trail
+            self.stream._record(bytes(buf[start : start + 256]) + b" ... " + bytes(buf[stop - 2048 : stop]), self.kind)
+
+    def _end(self, error: str | None) -> None:
+        if error and not self.stream.error:
+            self.stream.error = error
+        self.stream.opened.set()
+        if not self.finished.done():
+            self.finished.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end(f"connection lost: {exc}" if exc else None)
 
 
 def _request(kind: str, port: int, key: str, fmt: str, prompt: str) -> bytes:
@@ -247,7 +296,7 @@ def stored_files(data_dir: Path, job_id: str | None) -> Counter[str]:
     return kinds
 
 
-async def one_case(kind: str, fmt: str, n: int, speed: float, timeout: float) -> None:
+async def one_case(kind: str, fmt: str, n: int, speed: float, timeout: float, profile: str | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         server = ServerProcess(
@@ -294,7 +343,14 @@ async def one_case(kind: str, fmt: str, n: int, speed: float, timeout: float) ->
                     await asyncio.sleep(0.5)  # the handlers subscribe to the job once their answer started
                     attached_rss = rss(pid)
                     bad = Counter(s.status for s in streams if s.status != 200)
+                    spy = None
+                    if profile:  # py-spy (on PATH or $PY_SPY) samples the server while the job runs
+                        out = f"{profile}-{kind}-{fmt}-{n}.txt"
+                        spy = subprocess.Popen([os.environ.get("PY_SPY", "py-spy"), "record", "-p", str(pid), "-f", "raw", "-o", out, "-r", "200"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     done, pending = await asyncio.wait(tasks, timeout=timeout)
+                    if spy is not None:
+                        spy.send_signal(signal.SIGINT)
+                        spy.wait(timeout=30)
                     run_s = time.monotonic() - t0
                 for t in pending:
                     t.cancel()
@@ -342,7 +398,7 @@ async def one_case(kind: str, fmt: str, n: int, speed: float, timeout: float) ->
 
 def raise_fd_limit(n: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = n * 2 + 512  # client and server sockets share this machine's limit per process
+    want = n + 1024  # per process: the client's sockets here, the server's in its own process
     if soft < want:
         new = want if hard == resource.RLIM_INFINITY else min(want, hard)
         resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))  # the server process inherits it
@@ -357,13 +413,14 @@ async def main() -> None:
     parser.add_argument("--kind", default="images", choices=["images", "chat"])
     parser.add_argument("--speed", type=float, default=4.0, help="simulator speed (1 = realistic: a relax job waits 10-40 s, then takes ~100 s)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for every stream to end")
+    parser.add_argument("--profile", help="sample the server with py-spy while the job runs: PREFIX-<kind>-<format>-<n>.txt (collapsed stacks)")
     args = parser.parse_args()
     counts = [int(x) for x in args.n.split(",") if x]
     formats = [f for f in args.format.split(",") if f] if args.kind == "images" else ["png"]
     raise_fd_limit(max(counts))
     for fmt in formats:
         for n in counts:
-            await one_case(args.kind, fmt, n, args.speed, args.timeout)
+            await one_case(args.kind, fmt, n, args.speed, args.timeout, args.profile)
 
 
 if __name__ == "__main__":
