@@ -103,6 +103,14 @@ def split_grid(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[byt
     """A 2x2 grid -> 4 PNGs in Midjourney's numbering: 1 top-left, 2 top-right, 3 bottom-left,
     4 bottom-right. Odd sizes split at the integer half; the right/bottom tiles take the extra
     row/column so no pixel is lost."""
+    if _isal_zlib is not None and data[:8] == _PNG_SIGNATURE:
+        open_image(data, max_pixels=max_pixels)  # Pillow's checks of the header, the pixel budget
+        try:
+            # a plain 8-bit RGB/RGBA PNG (Midjourney's grids): tiles cut from its filtered rows
+            return _split_png_rows(data)
+        except _NotPlain:
+            pass
+    # anything else: decoded, and each tile encoded anew
     img = _normalized_mode(_load_grid(data, max_pixels))
     width, height = img.size
     if width < 2 or height < 2:
@@ -168,6 +176,11 @@ def encode_png_fast(img: Image.Image) -> bytes:
     residual = ImageChops.subtract_modulo(img, ImageChops.add(left, up, scale=2)).tobytes()
     stride = len(residual) // height
     rows = b"".join([_AVERAGE + residual[i : i + stride] for i in range(0, len(residual), stride)])
+    return _png_file(width, height, colour_type, rows)
+
+
+def _png_file(width: int, height: int, colour_type: int, rows: bytes) -> bytes:
+    """A PNG of already filtered rows (each a filter type byte and the row's filtered bytes)."""
     stream = _deflate_rows(rows)
     header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
     parts = [_PNG_SIGNATURE, _chunk(b"IHDR", header)]
@@ -235,10 +248,14 @@ def _png_idat(data: bytes) -> tuple[int, int, int, bytes]:
 
 
 def _decode_png_fast(data: bytes) -> Image.Image:
-    assert _isal_zlib is not None
     width, height, colour, stream = _png_idat(data)
     mode = _PNG_MODE[colour]
-    expected = height * (1 + width * len(mode))
+    return _unfilter(mode, (width, height), _inflate_rows(stream, height * (1 + width * len(mode))))
+
+
+def _inflate_rows(stream: bytes, expected: int) -> bytes:
+    """The filtered rows of an IDAT zlib stream (exactly `expected` bytes), with ISA-L."""
+    assert _isal_zlib is not None
     try:
         inflater = _isal_zlib.decompressobj()
         # never more than the image's size, however much the stream would inflate to
@@ -249,6 +266,13 @@ def _decode_png_fast(data: bytes) -> Image.Image:
         raise ImageError("not_image", "the image data is corrupt or truncated") from None
     if len(raw) != expected:
         raise ImageError("not_image", "the image data is corrupt or truncated")
+    return raw
+
+
+def _unfilter(mode: str, size: tuple[int, int], raw: bytes) -> Image.Image:
+    """Pillow's un-filtering of PNG rows (filter type byte + filtered bytes each) into an image."""
+    assert _isal_zlib is not None
+    expected = len(raw)
     # the filtered rows as a zlib stream of stored blocks, for Pillow's un-filtering decoder
     rows = memoryview(raw)
     parts: list[bytes | memoryview] = [b"\x78\x01"]
@@ -259,9 +283,133 @@ def _decode_png_fast(data: bytes) -> Image.Image:
         parts.append(block)
     parts.append(struct.pack(">I", _isal_zlib.adler32(raw)))
     try:
-        return Image.frombytes(mode, (width, height), b"".join(parts), "zip", mode)
+        return Image.frombytes(mode, size, b"".join(parts), "zip", mode)
     except (OSError, ValueError):  # e.g. a row whose filter type is not 0-4
         raise ImageError("not_image", "the image data is corrupt or truncated") from None
+
+
+# -- the split on the grid's own filtered rows -------------------------------------------------------
+#
+# A tile's rows are slices of the grid's rows, and PNG's row filters only look left and up, so the
+# grid's filtered bytes, filter types and all, are already the tile's, except where a filter looks
+# across the cut. So the tiles are made from the inflated (still filtered) rows, with no filtering
+# of our own and no un-filtering of most of the grid:
+#
+# - top-left: the grid's rows as they are, cut at the middle column.
+# - top-right and bottom-right: the same, except each row's first pixel, whose left (and
+#   upper-left) neighbour is across the cut; it is re-filtered against the tile's edge (zeros), for
+#   which the raw pixels either side of the cut are needed: the right half's first column is worked
+#   out row by row from the left half's last one (below).
+# - the bottom tiles' top row looks up across the cut: it is written raw (filter type None).
+#
+# What is un-filtered (by Pillow's C loop, as stored deflate blocks): the left half of the grid
+# (every row's left half is a valid PNG row of a half-width image; its last column is what the
+# right half's first pixels were filtered against, and its middle row is the bottom-left tile's
+# top row), and the few rows of the right half above the middle one back to the last row that
+# does not look up (the middle row of the right half, the bottom-right tile's top row). About half
+# of the grid's un-filtering instead of all of it, and none of the tiles' filtering.
+#
+# (raw = filtered + predictor(left, up, upper-left), bytewise modulo 256; filter types: 0 None,
+# 1 Sub, 2 Up, 3 Average, 4 Paeth.)
+
+
+def _paeth(a: int, b: int, c: int) -> int:
+    p = a + b - c
+    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+    if pa <= pb and pa <= pc:
+        return a
+    return b if pb <= pc else c
+
+
+def _first_pixels(rows: bytes, stride: int, at: int, height: int, bpp: int, left_column: bytes) -> list[bytes]:
+    """For every row, the right half's first pixel re-filtered as a tile's first pixel, the row's
+    filter type byte in front. `at`: where the right half starts in a row; `left_column`: the left
+    half's last column, raw."""
+    fixed: list[bytes] = []
+    zero = bytes(bpp)
+    up = zero  # raw, the pixel above (the grid's first row has none)
+    upper_left = zero
+    for y in range(height):
+        start = y * stride
+        kind = rows[start]
+        filtered = rows[start + at : start + at + bpp]
+        left = left_column[y * bpp : (y + 1) * bpp]
+        if kind == 0:
+            raw = filtered
+            out = filtered
+        elif kind == 1:
+            raw = bytes([(f + a) & 255 for f, a in zip(filtered, left)])
+            out = raw  # the tile's first pixel has no left neighbour: Sub stores it as it is
+        elif kind == 2:
+            raw = bytes([(f + b) & 255 for f, b in zip(filtered, up)])
+            out = filtered  # the pixel above is in the tile
+        elif kind == 3:
+            raw = bytes([(f + ((a + b) >> 1)) & 255 for f, a, b in zip(filtered, left, up)])
+            out = bytes([(r - (b >> 1)) & 255 for r, b in zip(raw, up)])
+        elif kind == 4:
+            raw = bytes([(f + _paeth(a, b, c)) & 255 for f, a, b, c in zip(filtered, left, up, upper_left)])
+            out = bytes([(r - b) & 255 for r, b in zip(raw, up)])  # Paeth(0, up, 0) is up
+        else:
+            raise ImageError("not_image", "the image data is corrupt or truncated")
+        fixed.append(bytes((kind,)) + out)
+        up, upper_left = raw, left
+    return fixed
+
+
+def _split_png_rows(data: bytes) -> list[bytes]:
+    """split_grid of a plain 8-bit RGB/RGBA PNG on its filtered rows (above), or _NotPlain."""
+    width, height, colour, stream = _png_idat(data)
+    if width < 2 or height < 2:
+        raise _NotPlain  # Pillow's path says what is wrong with it
+    mode = _PNG_MODE[colour]
+    bpp = len(mode)
+    stride = 1 + width * bpp
+    rows = _inflate_rows(stream, height * stride)
+    view = memoryview(rows)
+    mid_x, mid_y = width // 2, height // 2
+    at = 1 + mid_x * bpp  # where a row's right half starts (after its filter type byte)
+    right_width = width - mid_x
+
+    # the left half, un-filtered: its last column and its row at the cut
+    left_rows = b"".join([view[y * stride : y * stride + at] for y in range(height)])
+    left = _unfilter(mode, (mid_x, height), left_rows)
+    left_column = left.crop((mid_x - 1, 0, mid_x, height)).tobytes()
+    left_cut_row = left.crop((0, mid_y, mid_x, mid_y + 1)).tobytes()
+    del left
+
+    firsts = _first_pixels(rows, stride, at, height, bpp, left_column)
+
+    def right_row(y: int) -> list[bytes | memoryview]:
+        start = y * stride
+        return [firsts[y], view[start + at + bpp : start + stride]]
+
+    # the right half's row at the cut, raw: un-filter the right half's rows from the last one at
+    # or above it that does not look up (None or Sub), or from the top
+    top = mid_y
+    while top > 0 and rows[top * stride] not in (0, 1):
+        top -= 1
+    run: list[bytes | memoryview] = []
+    for y in range(top, mid_y + 1):
+        run += right_row(y)
+    right_cut_row = _unfilter(mode, (right_width, mid_y + 1 - top), b"".join(run)).crop(
+        (0, mid_y - top, right_width, mid_y + 1 - top)
+    ).tobytes()
+
+    top_right: list[bytes | memoryview] = []
+    for y in range(mid_y):
+        top_right += right_row(y)
+    bottom_right: list[bytes | memoryview] = [b"\x00", right_cut_row]
+    for y in range(mid_y + 1, height):
+        bottom_right += right_row(y)
+    bottom_left = b"\x00" + left_cut_row + left_rows[(mid_y + 1) * at :]
+
+    lower = height - mid_y
+    return [
+        _png_file(mid_x, mid_y, colour, left_rows[: mid_y * at]),
+        _png_file(right_width, mid_y, colour, b"".join(top_right)),
+        _png_file(mid_x, lower, colour, bottom_left),
+        _png_file(right_width, lower, colour, b"".join(bottom_right)),
+    ]
 
 
 def convert(

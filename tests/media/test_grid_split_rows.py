@@ -1,0 +1,161 @@
+"""split_grid on the grid's own filtered rows (adapter/media/images.py, `_split_png_rows`): the
+tiles reuse the grid's row filters, with the first pixel of the right tiles' rows and the bottom
+tiles' top row rewritten. Whatever filter each row of the grid uses, the tiles decode to exactly
+the grid's quadrants."""
+
+from __future__ import annotations
+
+import io
+import random
+import struct
+import zlib
+
+import pytest
+from PIL import Image
+
+from adapter.media import images
+from adapter.media.decoding import ImageError
+from adapter.media.images import split_grid
+
+pytestmark = pytest.mark.skipif(images._isal_zlib is None, reason="isal is not installed")
+
+
+def _paeth(a: int, b: int, c: int) -> int:
+    p = a + b - c
+    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+    if pa <= pb and pa <= pc:
+        return a
+    return b if pb <= pc else c
+
+
+def _filter_row(kind: int, row: bytes, prior: bytes, bpp: int) -> bytes:
+    out = bytearray(len(row))
+    for i, x in enumerate(row):
+        a = row[i - bpp] if i >= bpp else 0
+        b = prior[i]
+        c = prior[i - bpp] if i >= bpp else 0
+        pred = (0, a, b, (a + b) >> 1, _paeth(a, b, c))[kind]
+        out[i] = (x - pred) & 255
+    return bytes([kind]) + bytes(out)
+
+
+def _png_with_filters(img: Image.Image, kinds: list[int]) -> bytes:
+    """A PNG of `img` whose row y uses filter type kinds[y] (no PNG writer lets one choose)."""
+    w, h = img.size
+    bpp = len(img.mode)
+    raw = img.tobytes()
+    stride = w * bpp
+    prior = bytes(stride)
+    rows = []
+    for y in range(h):
+        row = raw[y * stride : (y + 1) * stride]
+        rows.append(_filter_row(kinds[y], row, prior, bpp))
+        prior = row
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, {"RGB": 2, "RGBA": 6}[img.mode], 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"".join(rows), 6)) + chunk(b"IEND", b"")
+
+
+def _noise(mode: str, size: tuple[int, int], seed: int) -> Image.Image:
+    rng = random.Random(seed)
+    data = bytearray(rng.randbytes(size[0] * size[1] * len(mode)))
+    for i in range(0, len(data), 5):  # some runs, so the filters' outputs differ from the noise
+        data[i] = data[i - 1] if i else 0
+    return Image.frombytes(mode, size, bytes(data))
+
+
+def _decode(data: bytes) -> Image.Image:
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return img
+
+
+def _assert_tiles_are_quadrants(grid: Image.Image, png: bytes) -> None:
+    w, h = grid.size
+    boxes = [(0, 0, w // 2, h // 2), (w // 2, 0, w, h // 2), (0, h // 2, w // 2, h), (w // 2, h // 2, w, h)]
+    tiles = split_grid(png)
+    for tile, box in zip(tiles, boxes):
+        img = _decode(tile)
+        assert (img.format, img.mode, img.size) == ("PNG", grid.mode, (box[2] - box[0], box[3] - box[1]))
+        assert img.tobytes() == grid.crop(box).tobytes(), box
+
+
+@pytest.fixture(autouse=True)
+def _no_refiltering(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These grids must take the filtered-rows path: no tile is filtered again."""
+
+    def refuse(img: Image.Image) -> bytes:
+        raise AssertionError("a tile was re-filtered: the grid's rows were not reused")
+
+    monkeypatch.setattr(images, "encode_png_fast", refuse)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+@pytest.mark.parametrize("kind", [0, 1, 2, 3, 4])
+@pytest.mark.parametrize("size", [(2, 2), (3, 3), (17, 12), (40, 31)])
+def test_every_row_one_filter_type(mode: str, kind: int, size: tuple[int, int]) -> None:
+    grid = _noise(mode, size, seed=kind * 100 + size[0])
+    _assert_tiles_are_quadrants(grid, _png_with_filters(grid, [kind] * size[1]))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+@pytest.mark.parametrize("seed", range(6))
+def test_rows_of_mixed_filter_types(mode: str, seed: int) -> None:
+    rng = random.Random(seed)
+    size = (rng.randrange(2, 50), rng.randrange(2, 50))
+    grid = _noise(mode, size, seed)
+    _assert_tiles_are_quadrants(grid, _png_with_filters(grid, [rng.randrange(5) for _ in range(size[1])]))
+
+
+@pytest.mark.parametrize(
+    "kinds",
+    [
+        # the cut row (y=10) looks up; the last row above it that does not is y=6 (Sub) or y=3 (None)
+        [4] * 6 + [1] + [4, 3, 2, 4] + [4] * 9,
+        [2] * 3 + [0] + [4] * 16,
+        [4] * 10 + [1] + [4] * 9,  # the cut row itself does not look up
+        [3] * 20,  # nothing above the cut row breaks the chain: un-filtered from the top
+    ],
+    ids=["sub-above", "none-above", "cut-row-sub", "from-top"],
+)
+def test_the_bottom_right_tiles_top_row_whatever_the_rows_above(kinds: list[int]) -> None:
+    grid = _noise("RGB", (23, 20), seed=len(kinds) + kinds[0])
+    _assert_tiles_are_quadrants(grid, _png_with_filters(grid, kinds))
+
+
+def test_a_pillow_written_photo_like_grid() -> None:
+    """Pillow's adaptive encoder (every filter type, several IDAT chunks)."""
+    grid = _noise("RGB", (301, 257), seed=9)
+    buf = io.BytesIO()
+    grid.save(buf, "PNG")
+    _assert_tiles_are_quadrants(grid, buf.getvalue())
+
+
+def test_tiles_reuse_the_grids_rows() -> None:
+    """The top-left tile's rows are the grid's, filter type bytes and all."""
+    grid = _noise("RGB", (30, 20), seed=3)
+    kinds = [i % 5 for i in range(20)]
+    png = _png_with_filters(grid, kinds)
+    top_left = split_grid(png)[0]
+    _, _, _, stream = images._png_idat(top_left)
+    rows = zlib.decompress(stream)
+    grid_rows = zlib.decompress(images._png_idat(png)[3])
+    assert rows == b"".join(grid_rows[y * 91 : y * 91 + 46] for y in range(10))
+
+
+def test_an_unknown_filter_type_is_an_image_error() -> None:
+    grid = _noise("RGB", (20, 20), seed=4)
+    for y in (0, 5, 10, 19):
+        kinds = [4] * 20
+        png = _png_with_filters(grid, kinds)
+        rows = bytearray(zlib.decompress(images._png_idat(png)[3]))
+        rows[y * 61] = 7
+        bad = png.replace(
+            png[png.index(b"IDAT") - 4 : png.index(b"IEND") - 4],
+            struct.pack(">I", len(z := zlib.compress(bytes(rows)))) + b"IDAT" + z + struct.pack(">I", zlib.crc32(b"IDAT" + z)),
+        )
+        with pytest.raises(ImageError):
+            split_grid(bad)
