@@ -52,8 +52,12 @@ class ResultIngester:
 
     async def preview(self, job: Job, url: str, step: int) -> ImageRef:
         fetched = await self.fetcher.fetch(url)
-        small = await preview_async(fetched.data, self.preview_side, "webp")
-        return await self.store.put(small, "image/webp", job_id=job.id, name=f"preview-{step}.webp")
+        if fetched.format == "webp" and 0 < max(fetched.width, fetched.height) <= self.preview_side:
+            small = fetched.data  # Midjourney's previews are small WebPs already: kept as they are
+        else:
+            small = await preview_async(fetched.data, self.preview_side, "webp")
+        # replaced by the next one within seconds and worthless once the job ends: not fsynced
+        return await self.store.put(small, "image/webp", job_id=job.id, name=f"preview-{step}.webp", durable=False)
 
     async def keep_input(self, job_id: str, image: ImageInput, name: str) -> ImageRef:
         return await self.store.put(image.data, image.content_type, job_id=job_id, name=name)

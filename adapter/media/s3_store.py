@@ -131,7 +131,8 @@ class S3ImageStore:
     def _object(self, key: str) -> str:
         return f"images/{key}"
 
-    async def put(self, data: bytes, content_type: str, *, job_id: str, name: str) -> ImageRef:
+    async def put(self, data: bytes, content_type: str, *, job_id: str, name: str, durable: bool = True) -> ImageRef:
+        # `durable` changes nothing here: an object is stored once the PUT is answered
         import obstore
 
         if not is_valid_job_id(job_id):

@@ -64,9 +64,12 @@ class ImageFile(msgspec.Struct, frozen=True):
 
 @runtime_checkable
 class ImageStore(Protocol):
-    async def put(self, data: bytes, content_type: str, *, job_id: str, name: str) -> ImageRef:
+    async def put(self, data: bytes, content_type: str, *, job_id: str, name: str, durable: bool = True) -> ImageRef:
         """Store an image; the returned ref's key is new and unguessable. The content type is
-        sniffed from the bytes (the argument is only a fallback hint)."""
+        sniffed from the bytes (the argument is only a fallback hint). Never partly visible under
+        its key. `durable=False`: the image may be lost in a crash of the machine (not of the
+        process) soon after it was stored, for what is worthless by then (progress previews);
+        a store may then skip flushing it to disk."""
         ...
 
     async def get(self, key: str) -> StoredImage | None: ...
@@ -177,15 +180,19 @@ def sniff(data: bytes, hint: str) -> tuple[int, int, str]:
     return img.size[0], img.size[1], mime
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def _write_atomically(path: Path, data: bytes, durable: bool = True) -> None:
+    """Written whole under a temporary name, then renamed: readers see the whole file or none.
+    `durable`: flushed to disk (fsync) before the rename, so a crash of the machine leaves it
+    whole too; without, a crash soon after may lose it (or, on some filesystems, leave it empty)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # the temp name starts with "." and has no valid key shape, so it can never be served
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     try:
         with open(tmp, "xb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -214,14 +221,14 @@ class LocalImageStore:
         job_id, filename = key.split("/", 1)
         return self._dir / job_id / filename
 
-    async def put(self, data: bytes, content_type: str, *, job_id: str, name: str) -> ImageRef:
+    async def put(self, data: bytes, content_type: str, *, job_id: str, name: str, durable: bool = True) -> ImageRef:
         if not is_valid_job_id(job_id):
             raise ValueError("invalid job id")
         width, height, mime = await asyncio.to_thread(sniff, data, content_type)
         key = new_key(job_id, name, mime)
         target = self._file(key)
         assert target is not None
-        await asyncio.to_thread(_write_atomically, target, data)
+        await asyncio.to_thread(_write_atomically, target, data, durable)
         return ImageRef(key=key, width=width, height=height, content_type=mime, size=len(data))
 
     async def get(self, key: str) -> StoredImage | None:

@@ -95,6 +95,18 @@ async def test_put_get_open_round_trip(store: ImageStore, fmt: str, mime: str, e
     assert body == data
 
 
+async def test_a_put_that_need_not_be_durable_reads_back_alike(store: ImageStore) -> None:
+    """`durable=False` (progress previews) is accepted by every store and changes nothing that
+    can be read."""
+    data = make_image("WEBP", (9, 6))
+    ref = await store.put(data, "image/webp", job_id="j_preview", name="preview-1.webp", durable=False)
+    assert (ref.width, ref.height, ref.content_type, ref.size) == (9, 6, "image/webp", len(data))
+    got = await store.get(ref.key)
+    assert got is not None and got.data == data
+    opened = await store.open(ref.key)
+    assert opened is not None and await read_all(opened.chunks) == data
+
+
 async def test_mp4_is_kept_as_video(store: ImageStore) -> None:
     ref = await store.put(MP4, "video/mp4", job_id="j_video", name="clip")
     assert (ref.width, ref.height, ref.content_type) == (0, 0, "video/mp4")

@@ -183,3 +183,59 @@ async def test_an_opened_image_reads_whole_after_retention_deletes_it(tmp_path: 
     assert await store.open(ref.key) is None
     body = b"".join([chunk async for chunk in opened.chunks])
     assert body == png
+
+
+# -- durable or not: fsync, and never a partial file under a key ----------------------------------
+
+
+@pytest.mark.parametrize("durable", [True, False])
+async def test_fsync_only_for_durable_puts_and_the_file_appears_whole(
+    store: LocalImageStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durable: bool
+) -> None:
+    """A preview (durable=False) is not fsynced; durable or not, the file is written under a
+    temporary name that is never a key and renamed into place whole: at no moment does a reader
+    of the key find a partial file."""
+    import os
+
+    from adapter.media import store as store_module
+
+    data = make_image("PNG", (64, 48))
+    synced: list[int] = []
+    renamed: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        src, dst = Path(src), Path(dst)
+        # just before the rename: the key's path does not exist, the temporary file is whole
+        assert not dst.exists()
+        assert src.read_bytes() == data
+        assert src.name.startswith(".") and not is_valid_key(f"{dst.parent.name}/{src.name}")
+        renamed.append((src.name, dst.name))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(store_module.os, "fsync", fsync)
+    monkeypatch.setattr(store_module.os, "replace", replace)
+    ref = await store.put(data, "image/png", job_id="j_durable", name="preview-1.png", durable=durable)
+    assert len(renamed) == 1
+    assert bool(synced) is durable
+    assert (await store.get(ref.key)) == StoredImage(data=data, content_type="image/png")
+    # nothing else is left in the job's directory
+    assert [p.name for p in (tmp_path / "images" / "j_durable").iterdir()] == [ref.key.split("/", 1)[1]]
+
+
+async def test_a_failed_non_durable_write_leaves_nothing(
+    store: LocalImageStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adapter.media import store as store_module
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store_module.os, "replace", replace)
+    with pytest.raises(OSError):
+        await store.put(make_image(), "image/png", job_id="j_failed", name="preview-1.png", durable=False)
+    assert list((tmp_path / "images" / "j_failed").iterdir()) == []
