@@ -55,6 +55,7 @@ from adapter.engine.errors import (
 from adapter.engine.peers import Peers
 from adapter.engine.results import ResultIngester
 from adapter.engine.scheduler import Scheduler, Ticket
+from adapter.engine.shared_reads import SharedReads
 from adapter.engine.specs import ActSpec, RequestMeta, SubmitSpec
 from adapter.engine.translate import PromptTranslator
 from adapter.stores.base import UNFINISHED_STATUSES, DuplicateRequest, JobStore
@@ -97,6 +98,8 @@ class JobService:
         if peers is not None:
             scheduler.set_remote_dispatch(self._dispatch_remote)
         self._locks: dict[str, asyncio.Lock] = {}
+        # watchers attaching to one job together share one store read (and one decoded copy)
+        self._attach_reads: SharedReads[Job | None] = SharedReads(lambda job_id: self.store.get(job_id))
         self._admitting: dict[str, asyncio.Event] = {}  # placed, insert not yet finished
         self._background: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -157,7 +160,10 @@ class JobService:
         """The job now, then every change, until it has finished."""
         queue = self.bus.subscribe(job_id)
         try:
-            job = await self.get(job_id, owner)
+            # subscribed first, then read: nothing published in between is missed
+            job = await self._attach_reads.get(job_id)
+            if job is None or (owner is not None and job.owner != owner):
+                raise JobNotFound(job_id)
             yield job
             last = job
             while not last.status.finished:
