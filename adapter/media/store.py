@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import io
+import mmap
 import os
 import re
 import secrets
@@ -180,6 +182,56 @@ def sniff(data: bytes, hint: str) -> tuple[int, int, str]:
     return img.size[0], img.size[1], mime
 
 
+# A durable write of a big file (a grid, its tiles) skips the page cache: copying a few MB into it
+# costs more CPU than anything else in storing them (~20 ms for a 7.7 MB grid on the development
+# VM, ~6 ms with direct I/O), and the fsync that follows writes them out anyway. Direct I/O wants
+# the memory, the length and the offset aligned to the device's block size: the bytes go through a
+# page-aligned buffer padded to 4 KiB, and the file is then cut to its real length. Filesystems
+# that refuse it (EINVAL: tmpfs before Linux 6.6, some FUSE and network filesystems) get the usual
+# buffered write, and are not asked again.
+_DIRECT_MIN_BYTES = 1 << 20
+_DIRECT_ALIGN = 4096
+_direct_io = hasattr(os, "O_DIRECT")
+# the buffer's pages made at once rather than by a page fault each
+_MMAP_FLAGS = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
+
+
+def _write_direct(tmp: Path, data: bytes) -> bool:
+    """`data` into the new file `tmp` with direct I/O, fsynced; False (and no file) where the
+    filesystem does not take direct I/O."""
+    global _direct_io
+    size = -(-len(data) // _DIRECT_ALIGN) * _DIRECT_ALIGN
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_DIRECT, 0o666)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        _direct_io = False
+        return False
+    buffer = mmap.mmap(-1, size, flags=_MMAP_FLAGS)
+    try:
+        buffer.write(data)
+        done = os.write(fd, buffer)
+        while done < size:  # a short write
+            done += os.write(fd, memoryview(buffer)[done:])
+        os.ftruncate(fd, len(data))
+        os.fsync(fd)
+    except BaseException as exc:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno == errno.EINVAL:
+            _direct_io = False
+            return False
+        raise
+    finally:
+        try:
+            buffer.close()
+        except BufferError:  # a view of it still held by a traceback: freed with it
+            pass
+    os.close(fd)
+    return True
+
+
 def _write_atomically(path: Path, data: bytes, durable: bool = True) -> None:
     """Written whole under a temporary name, then renamed: readers see the whole file or none.
     `durable`: flushed to disk (fsync) before the rename, so a crash of the machine leaves it
@@ -188,6 +240,9 @@ def _write_atomically(path: Path, data: bytes, durable: bool = True) -> None:
     # the temp name starts with "." and has no valid key shape, so it can never be served
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     try:
+        if durable and _direct_io and len(data) >= _DIRECT_MIN_BYTES and _write_direct(tmp, data):
+            os.replace(tmp, path)
+            return
         with open(tmp, "xb") as f:
             f.write(data)
             if durable:

@@ -239,3 +239,102 @@ async def test_a_failed_non_durable_write_leaves_nothing(
     with pytest.raises(OSError):
         await store.put(make_image(), "image/png", job_id="j_failed", name="preview-1.png", durable=False)
     assert list((tmp_path / "images" / "j_failed").iterdir()) == []
+
+
+# -- big durable files: direct I/O where the filesystem takes it, the usual write where not --------
+
+
+def _big_png(extra: int) -> bytes:
+    """A valid PNG of more than a MiB whose length is not a multiple of 4 KiB."""
+    import os
+
+    png = make_image("PNG", (8, 8))
+    # an ancillary chunk of noise before IEND (PNG readers skip unknown lower-case chunks)
+    import struct
+    import zlib
+
+    body = os.urandom((1 << 20) + extra)
+    chunk = struct.pack(">I", len(body)) + b"raNd" + body + struct.pack(">I", zlib.crc32(b"raNd" + body))
+    return png[:-12] + chunk + png[-12:]
+
+
+@pytest.mark.parametrize("extra", [0, 1, 4093, 123457])
+async def test_a_big_durable_file_is_written_whole(store: LocalImageStore, tmp_path: Path, extra: int) -> None:
+    from adapter.media import store as store_module
+
+    data = _big_png(extra)
+    assert len(data) >= store_module._DIRECT_MIN_BYTES and len(data) % 4096
+    ref = await store.put(data, "image/png", job_id="j_big", name="result.png")
+    assert (await store.get(ref.key)) == StoredImage(data=data, content_type="image/png")
+    assert [p.name for p in (tmp_path / "images" / "j_big").iterdir()] == [ref.key.split("/", 1)[1]]
+
+
+@pytest.mark.parametrize("where", ["open", "write"])
+async def test_no_direct_io_on_this_filesystem_falls_back_to_the_usual_write(
+    store: LocalImageStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """A filesystem that refuses direct I/O (EINVAL at open or at the first write) gets the
+    buffered write, fsynced, and is not asked again."""
+    import errno
+    import os
+
+    from adapter.media import store as store_module
+
+    if not hasattr(os, "O_DIRECT"):
+        pytest.skip("no O_DIRECT on this platform")
+    monkeypatch.setattr(store_module, "_direct_io", True)
+    real_open, real_write, real_fsync = os.open, os.write, os.fsync
+    direct_fds: set[int] = set()
+    opened: list[bool] = []
+    synced: list[int] = []
+
+    def fake_open(path: str | Path, flags: int, mode: int = 0o777, **kw: object) -> int:
+        direct = bool(flags & os.O_DIRECT)
+        opened.append(direct)
+        if direct and where == "open":
+            raise OSError(errno.EINVAL, "Invalid argument")
+        fd = real_open(path, flags, mode, **kw)  # type: ignore[arg-type]
+        if direct:
+            direct_fds.add(fd)
+        return fd
+
+    def fake_write(fd: int, data: bytes) -> int:
+        if fd in direct_fds:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_write(fd, data)
+
+    def fake_fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(store_module.os, "open", fake_open)
+    monkeypatch.setattr(store_module.os, "write", fake_write)
+    monkeypatch.setattr(store_module.os, "fsync", fake_fsync)
+    data = _big_png(99)
+    ref = await store.put(data, "image/png", job_id="j_nodirect", name="result.png")
+    assert (await store.get(ref.key)) == StoredImage(data=data, content_type="image/png")
+    assert [p.name for p in (tmp_path / "images" / "j_nodirect").iterdir()] == [ref.key.split("/", 1)[1]]
+    assert opened[0] is True and synced  # tried once, then the usual write, fsynced
+    assert store_module._direct_io is False
+    opened.clear()
+    await store.put(data, "image/png", job_id="j_nodirect", name="again.png")
+    assert True not in opened
+
+
+async def test_a_big_preview_is_not_written_direct(store: LocalImageStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from adapter.media import store as store_module
+
+    if not hasattr(os, "O_DIRECT"):
+        pytest.skip("no O_DIRECT on this platform")
+    real_open = os.open
+    flags_seen: list[int] = []
+
+    def fake_open(path: str | Path, flags: int, mode: int = 0o777, **kw: object) -> int:
+        flags_seen.append(flags)
+        return real_open(path, flags, mode, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_module.os, "open", fake_open)
+    await store.put(_big_png(5), "image/png", job_id="j_bigpreview", name="preview-1.png", durable=False)
+    assert not any(f & os.O_DIRECT for f in flags_seen)
