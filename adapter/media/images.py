@@ -149,8 +149,9 @@ _ISAL_TILE_LEVEL = 1
 _crc32 = _isal_zlib.crc32 if _isal_zlib is not None else zlib.crc32
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", _crc32(data, _crc32(kind)))
+def _chunk(kind: bytes, data: bytes | memoryview) -> list[bytes | memoryview]:
+    """A PNG chunk, as parts to join (no copy of the data here)."""
+    return [struct.pack(">I", len(data)) + kind, data, struct.pack(">I", _crc32(data, _crc32(kind)))]
 
 
 def _deflate_rows(rows: bytes) -> bytes:
@@ -179,13 +180,14 @@ def encode_png_fast(img: Image.Image) -> bytes:
     return _png_file(width, height, colour_type, rows)
 
 
-def _png_file(width: int, height: int, colour_type: int, rows: bytes) -> bytes:
+def _png_file(width: int, height: int, colour_type: int, rows: bytes | memoryview) -> bytes:
     """A PNG of already filtered rows (each a filter type byte and the row's filtered bytes)."""
-    stream = _deflate_rows(rows)
+    stream = memoryview(_deflate_rows(rows))
     header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    parts = [_PNG_SIGNATURE, _chunk(b"IHDR", header)]
-    parts += [_chunk(b"IDAT", stream[i : i + _IDAT_BYTES]) for i in range(0, len(stream), _IDAT_BYTES)]
-    parts.append(_chunk(b"IEND", b""))
+    parts = [_PNG_SIGNATURE, *_chunk(b"IHDR", header)]
+    for i in range(0, len(stream), _IDAT_BYTES):
+        parts += _chunk(b"IDAT", stream[i : i + _IDAT_BYTES])
+    parts += _chunk(b"IEND", b"")
     return b"".join(parts)
 
 
@@ -401,11 +403,12 @@ def _split_png_rows(data: bytes) -> list[bytes]:
     bottom_right: list[bytes | memoryview] = [b"\x00", right_cut_row]
     for y in range(mid_y + 1, height):
         bottom_right += right_row(y)
-    bottom_left = b"\x00" + left_cut_row + left_rows[(mid_y + 1) * at :]
+    left_view = memoryview(left_rows)
+    bottom_left = b"".join([b"\x00", left_cut_row, left_view[(mid_y + 1) * at :]])
 
     lower = height - mid_y
     return [
-        _png_file(mid_x, mid_y, colour, left_rows[: mid_y * at]),
+        _png_file(mid_x, mid_y, colour, left_view[: mid_y * at]),
         _png_file(right_width, mid_y, colour, b"".join(top_right)),
         _png_file(mid_x, lower, colour, bottom_left),
         _png_file(right_width, lower, colour, b"".join(bottom_right)),
