@@ -381,14 +381,17 @@ class ImageFetcher:
         declared = response.headers.get("content-length")
         if declared is not None and declared.strip().isdigit() and int(declared) > limit:
             raise FetchError("too_large", f"the image is larger than {limit} bytes")
-        buf = bytearray()
+        chunks: list[bytes] = []
+        size = 0
         # aiter_bytes yields decoded content, so the cap also bounds gzip bombs
         async for chunk in response.aiter_bytes():
-            buf += chunk
-            if len(buf) > limit:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
                 raise FetchError("too_large", f"the image is larger than {limit} bytes")
         content_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        return _Body(bytes(buf), content_type)
+        # joined once (a growing buffer copies a multi-MB grid several times over)
+        return _Body(b"".join(chunks), content_type)
 
     async def _finish(self, data: bytes, declared: str, url: str, video_ok: bool = False) -> FetchedImage:
         max_pixels = self.policy.max_pixels
