@@ -89,7 +89,7 @@ class VideosRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     resolution: Literal["480p", "720p"] | None = None
     loop: bool | None = None
     # ours: Midjourney's --motion (that API has no field for it; the prompt's own --motion works too)
-    motion: Literal["low", "high"] | None = None
+    motion: Literal["high", "low"] | None = None  # same order as every other ("high", "low") Literal: typing caches equal Literals, so the first spelling wins everywhere
     timeout: Annotated[int, msgspec.Meta(ge=1, le=3600)] | None = None
     callback_url: Url | None = None
     async_: bool | None = msgspec.field(default=None, name="async")
