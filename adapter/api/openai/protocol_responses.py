@@ -112,7 +112,7 @@ class ImageGenerationTool(msgspec.Struct, kw_only=True, omit_defaults=True):
     quality: ToolQuality | None = None
     output_format: Literal["png", "jpeg", "webp"] | None = None
     output_compression: Annotated[int, msgspec.Meta(ge=0, le=100)] | None = None
-    background: Literal["transparent", "opaque", "auto"] | None = None
+    background: Literal["auto", "transparent", "opaque"] | None = None  # the Images API's order: equal Literals are one cached object
     partial_images: Annotated[int, msgspec.Meta(ge=0, le=3)] | None = None
     moderation: Literal["auto", "low"] | None = None
     action: Literal["generate", "edit", "auto"] | None = None
