@@ -84,6 +84,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=5,
+        # loop and http stay "auto": uvloop and httptools (dependencies) where they install, else
+        # asyncio and h11; tests/bench/bench_front_door.py serves its bare endpoint the same way
         access_log=False,
         log_config=None,  # keep our logging format for uvicorn's loggers too
     )

@@ -5,8 +5,9 @@ same run. Run by hand (loopback only; tests/bench is not collected by pytest):
                                                      [--driver wrk|python]
 
 It starts a real `mj-adapter serve` in demo mode (API keys on, the simulator inside it) and a bare
-Litestar app (one trivial JSON endpoint) under the same uvicorn settings (asyncio loop, h11, no
-access log), each in its own process on loopback. It makes one finished /mj imagine task and one
+Litestar app (one trivial JSON endpoint) under the same uvicorn settings (loop and http "auto":
+uvloop and httptools, which the adapter's dependencies install; no access log), each in its own
+process on loopback. It makes one finished /mj imagine task and one
 finished `images.generate` (n=1, with an Idempotency-Key), then drives, for `--seconds` each,
 with a fixed number of keep-alive connections:
 
