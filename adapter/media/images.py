@@ -146,6 +146,13 @@ _IDAT_BYTES = 1 << 20
 # ISA-L's levels run 0-3; 1 is the fastest with dynamic Huffman codes, and on photo residuals the
 # smallest too (2 and 3 are slower and no smaller); 0 uses static codes (~60% bigger files).
 _ISAL_TILE_LEVEL = 1
+# A 512-byte window: in photo residuals the far matches a 32 KB window finds cost more bits than
+# they save, so the small window is both faster and smaller (a 1024x1024 photo tile: ~7.4 ms and
+# 1.68 MB instead of ~9.1 ms and 1.75 MB). Flat drawings lose by it (+40%), but they compress
+# far better and cheaply: where the small window's output is under a quarter of the rows, the
+# full window is tried too and the smaller kept.
+_ISAL_TILE_WBITS = 9
+_ISAL_WIDE_WBITS = 15
 _crc32 = _isal_zlib.crc32 if _isal_zlib is not None else zlib.crc32
 
 
@@ -154,9 +161,14 @@ def _chunk(kind: bytes, data: bytes | memoryview) -> list[bytes | memoryview]:
     return [struct.pack(">I", len(data)) + kind, data, struct.pack(">I", _crc32(data, _crc32(kind)))]
 
 
-def _deflate_rows(rows: bytes) -> bytes:
+def _deflate_rows(rows: bytes | memoryview) -> bytes:
     if _isal_zlib is not None:
-        return _isal_zlib.compress(rows, _ISAL_TILE_LEVEL)
+        stream = _isal_zlib.compress(rows, _ISAL_TILE_LEVEL, _ISAL_TILE_WBITS)
+        if len(stream) * 4 < len(rows):
+            wide = _isal_zlib.compress(rows, _ISAL_TILE_LEVEL, _ISAL_WIDE_WBITS)
+            if len(wide) < len(stream):
+                return wide
+        return stream
     compressor = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_HUFFMAN_ONLY)
     return compressor.compress(rows) + compressor.flush()
 

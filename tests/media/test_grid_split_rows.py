@@ -159,3 +159,20 @@ def test_an_unknown_filter_type_is_an_image_error() -> None:
         )
         with pytest.raises(ImageError):
             split_grid(bad)
+
+
+def test_tile_deflate_window_small_for_noise_full_where_far_repeats_pay() -> None:
+    """Tiles are deflated with a small window (photo residuals: faster and smaller); data that
+    compresses well (flat drawings, far repeats) also gets the full window, and the smaller wins.
+    Either way the stream inflates to the very rows."""
+    rng = random.Random(11)
+    noisy = rng.randbytes(200_000)
+    # mostly flat (compresses well with any window), and detail that repeats 3000 bytes back,
+    # beyond a 512-byte window
+    block = rng.randbytes(200) + bytes(2800)
+    far_repeats = block * 60
+    for rows in (noisy, far_repeats):
+        stream = images._deflate_rows(rows)
+        assert zlib.decompress(stream) == rows
+    assert len(images._deflate_rows(far_repeats)) < len(images._isal_zlib.compress(far_repeats, 1, 9)) / 5
+    assert images._deflate_rows(noisy) == images._isal_zlib.compress(noisy, 1, 9)
