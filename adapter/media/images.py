@@ -192,15 +192,58 @@ def encode_png_fast(img: Image.Image) -> bytes:
     return _png_file(width, height, colour_type, rows)
 
 
-def _png_file(width: int, height: int, colour_type: int, rows: bytes | memoryview) -> bytes:
-    """A PNG of already filtered rows (each a filter type byte and the row's filtered bytes)."""
-    stream = memoryview(_deflate_rows(rows))
+def _png_file(width: int, height: int, colour_type: int, rows: bytes | memoryview | list[bytes | memoryview]) -> bytes:
+    """A PNG of already filtered rows (each a filter type byte and the row's filtered bytes),
+    given whole or as pieces to be read in order (deflated as they come, never joined)."""
+    if isinstance(rows, list):
+        idat = _deflate_pieces(rows)
+    else:
+        stream = memoryview(_deflate_rows(rows))
+        idat = [stream[i : i + _IDAT_BYTES] for i in range(0, len(stream), _IDAT_BYTES)]
     header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
     parts = [_PNG_SIGNATURE, *_chunk(b"IHDR", header)]
-    for i in range(0, len(stream), _IDAT_BYTES):
-        parts += _chunk(b"IDAT", stream[i : i + _IDAT_BYTES])
+    for data in idat:
+        parts += _chunk(b"IDAT", data)
     parts += _chunk(b"IEND", b"")
     return b"".join(parts)
+
+
+# Pieces are deflated in groups of about this many bytes: a tile's rows are never put together in
+# one buffer (a few MB of fresh memory per tile, whose page faults cost as much as the copying).
+_DEFLATE_GROUP = 1 << 17
+
+
+def _deflate_pieces(pieces: list[bytes | memoryview]) -> list[bytes]:
+    """_deflate_rows of the pieces' concatenation, as the parts of its zlib stream (one IDAT
+    chunk each)."""
+    if _isal_zlib is None:
+        return [_deflate_rows(b"".join(pieces))]
+    total = sum(map(len, pieces))
+    stream = _deflate_stream(pieces, _ISAL_TILE_WBITS)
+    if sum(map(len, stream)) * 4 < total:
+        wide = _deflate_stream(pieces, _ISAL_WIDE_WBITS)
+        if sum(map(len, wide)) < sum(map(len, stream)):
+            return wide
+    return stream
+
+
+def _deflate_stream(pieces: list[bytes | memoryview], wbits: int) -> list[bytes]:
+    assert _isal_zlib is not None
+    deflater = _isal_zlib.compressobj(_ISAL_TILE_LEVEL, _isal_zlib.DEFLATED, wbits)
+    out: list[bytes] = []
+    group: list[bytes | memoryview] = []
+    size = 0
+    for piece in pieces:
+        group.append(piece)
+        size += len(piece)
+        if size >= _DEFLATE_GROUP:
+            out.append(deflater.compress(group[0] if len(group) == 1 else b"".join(group)))
+            group.clear()
+            size = 0
+    if group:
+        out.append(deflater.compress(b"".join(group)))
+    out.append(deflater.flush())
+    return [part for part in out if part]
 
 
 # -- a faster decode of the grid -----------------------------------------------------------------------
@@ -370,6 +413,29 @@ def _first_pixels(rows: bytes, stride: int, at: int, height: int, bpp: int, left
     return fixed
 
 
+# The left half is un-filtered a strip of rows at a time, each strip after the raw row above it
+# (filter type None), so that no buffer of the size of the half grid is made: the page faults of
+# a few fresh MB per grid cost as much CPU as the copying into them.
+_STRIP_ROWS = 64
+
+
+def _left_edges(mode: str, width: int, cut: int, rows: list[memoryview]) -> tuple[bytes, bytes]:
+    """The left half's filtered `rows` un-filtered: (its last column, its row `cut`), raw."""
+    column: list[bytes] = []
+    cut_row = b""
+    above: list[bytes] = []  # the raw row above the strip, as a row of filter type None
+    for start in range(0, len(rows), _STRIP_ROWS):
+        strip = rows[start : start + _STRIP_ROWS]
+        skip = len(above) // 2
+        image = _unfilter(mode, (width, skip + len(strip)), b"".join([*above, *strip]))
+        column.append(image.crop((width - 1, skip, width, skip + len(strip))).tobytes())
+        last = skip + len(strip) - 1
+        above = [b"\x00", image.crop((0, last, width, last + 1)).tobytes()]
+        if start <= cut < start + len(strip):
+            cut_row = image.crop((0, skip + cut - start, width, skip + cut - start + 1)).tobytes()
+    return b"".join(column), cut_row
+
+
 def _split_png_rows(data: bytes) -> list[bytes]:
     """split_grid of a plain 8-bit RGB/RGBA PNG on its filtered rows (above), or _NotPlain."""
     width, height, colour, stream = _png_idat(data)
@@ -384,13 +450,10 @@ def _split_png_rows(data: bytes) -> list[bytes]:
     at = 1 + mid_x * bpp  # where a row's right half starts (after its filter type byte)
     right_width = width - mid_x
 
-    # the left half, un-filtered: its last column and its row at the cut
-    left_rows = b"".join([view[y * stride : y * stride + at] for y in range(height)])
-    left = _unfilter(mode, (mid_x, height), left_rows)
-    left_column = left.crop((mid_x - 1, 0, mid_x, height)).tobytes()
-    left_cut_row = left.crop((0, mid_y, mid_x, mid_y + 1)).tobytes()
-    del left
+    def left_row(y: int) -> memoryview:  # its filter type byte and its left half
+        return view[y * stride : y * stride + at]
 
+    left_column, left_cut_row = _left_edges(mode, mid_x, mid_y, [left_row(y) for y in range(height)])
     firsts = _first_pixels(rows, stride, at, height, bpp, left_column)
 
     def right_row(y: int) -> list[bytes | memoryview]:
@@ -415,15 +478,16 @@ def _split_png_rows(data: bytes) -> list[bytes]:
     bottom_right: list[bytes | memoryview] = [b"\x00", right_cut_row]
     for y in range(mid_y + 1, height):
         bottom_right += right_row(y)
-    left_view = memoryview(left_rows)
-    bottom_left = b"".join([b"\x00", left_cut_row, left_view[(mid_y + 1) * at :]])
+    top_left: list[bytes | memoryview] = [left_row(y) for y in range(mid_y)]
+    bottom_left: list[bytes | memoryview] = [b"\x00", left_cut_row]
+    bottom_left += [left_row(y) for y in range(mid_y + 1, height)]
 
     lower = height - mid_y
     return [
-        _png_file(mid_x, mid_y, colour, left_view[: mid_y * at]),
-        _png_file(right_width, mid_y, colour, b"".join(top_right)),
+        _png_file(mid_x, mid_y, colour, top_left),
+        _png_file(right_width, mid_y, colour, top_right),
         _png_file(mid_x, lower, colour, bottom_left),
-        _png_file(right_width, lower, colour, b"".join(bottom_right)),
+        _png_file(right_width, lower, colour, bottom_right),
     ]
 
 

@@ -176,3 +176,14 @@ def test_tile_deflate_window_small_for_noise_full_where_far_repeats_pay() -> Non
         assert zlib.decompress(stream) == rows
     assert len(images._deflate_rows(far_repeats)) < len(images._isal_zlib.compress(far_repeats, 1, 9)) / 5
     assert images._deflate_rows(noisy) == images._isal_zlib.compress(noisy, 1, 9)
+
+
+@pytest.mark.parametrize("strip_rows", [1, 2, 3, 64])
+@pytest.mark.parametrize("height", [2, 7, 128, 130])
+def test_the_left_half_unfiltered_in_strips(strip_rows: int, height: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The left half is un-filtered a strip of rows at a time: strips of any size, a cut row at
+    the start, middle or end of a strip, every filter type across strip boundaries."""
+    monkeypatch.setattr(images, "_STRIP_ROWS", strip_rows)
+    rng = random.Random(height * 10 + strip_rows)
+    grid = _noise("RGB", (21, height), seed=height + strip_rows)
+    _assert_tiles_are_quadrants(grid, _png_with_filters(grid, [rng.randrange(5) for _ in range(height)]))
