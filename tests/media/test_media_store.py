@@ -338,3 +338,18 @@ async def test_a_big_preview_is_not_written_direct(store: LocalImageStore, monke
     monkeypatch.setattr(store_module.os, "open", fake_open)
     await store.put(_big_png(5), "image/png", job_id="j_bigpreview", name="preview-1.png", durable=False)
     assert not any(f & os.O_DIRECT for f in flags_seen)
+
+
+async def test_big_writes_one_after_another_and_at_once_each_read_back_whole(store: LocalImageStore) -> None:
+    """The direct-I/O buffer kept between writes: a smaller file after a bigger one, and writes
+    at the same moment (one gets the kept buffer, the others their own)."""
+    sizes = [300_000, 5, 4096, 77_777, 1]
+    datas = [_big_png(n) for n in sizes]
+    for data in datas:
+        ref = await store.put(data, "image/png", job_id="j_seq", name="tile.png")
+        got = await store.get(ref.key)
+        assert got is not None and got.data == data
+    refs = await asyncio.gather(*(store.put(d, "image/png", job_id="j_par", name=f"{i}.png") for i, d in enumerate(datas)))
+    for ref, data in zip(refs, datas):
+        got = await store.get(ref.key)
+        assert got is not None and got.data == data
