@@ -45,7 +45,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
-from server_process import KEY_A, ServerProcess, free_port  # noqa: E402
+from server_process import KEY_A, ServerProcess, free_port, stop_process  # noqa: E402
 
 AUTH = f"Bearer {KEY_A}"
 IDEM_KEY = "bench-front-door-replay-1"
@@ -86,11 +86,7 @@ class BareServer:
         raise TimeoutError("the bare app did not start")
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc)
 
 
 class Target:

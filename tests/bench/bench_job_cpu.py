@@ -37,7 +37,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
-from server_process import KEY_A, ServerProcess, free_port  # noqa: E402
+from server_process import KEY_A, ServerProcess, free_port, stop_process  # noqa: E402
 
 HEADERS = {"Authorization": f"Bearer {KEY_A}"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -84,11 +84,7 @@ class RealGridSimulator:
         }  # fmt: skip
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc)
 
 
 async def one_job(client: httpx.AsyncClient, server: ServerProcess, i: int, mode: str) -> bool:
