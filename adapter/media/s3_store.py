@@ -131,14 +131,16 @@ class S3ImageStore:
     def _object(self, key: str) -> str:
         return f"images/{key}"
 
-    async def put(self, data: bytes, content_type: str, *, job_id: str, name: str, durable: bool = True) -> ImageRef:
+    async def put(
+        self, data: bytes, content_type: str, *, job_id: str, name: str, durable: bool = True, seed: str | None = None
+    ) -> ImageRef:
         # `durable` changes nothing here: an object is stored once the PUT is answered
         import obstore
 
         if not is_valid_job_id(job_id):
             raise ValueError("invalid job id")
         width, height, mime = await asyncio.to_thread(sniff, data, content_type)
-        key = new_key(job_id, name, mime)
+        key = new_key(job_id, name, mime, seed=seed)
         # one PUT (no multipart): results are a few MB at most, and an aborted multipart
         # upload would leave hidden parts behind in the bucket
         await obstore.put_async(

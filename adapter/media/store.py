@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import errno
 import io
 import mmap
@@ -67,8 +68,11 @@ class ImageFile(msgspec.Struct, frozen=True):
 
 @runtime_checkable
 class ImageStore(Protocol):
-    async def put(self, data: bytes, content_type: str, *, job_id: str, name: str, durable: bool = True) -> ImageRef:
-        """Store an image; the returned ref's key is new and unguessable. The content type is
+    async def put(
+        self, data: bytes, content_type: str, *, job_id: str, name: str, durable: bool = True, seed: str | None = None
+    ) -> ImageRef:
+        """Store an image; the returned ref's key is new and unguessable (with `seed`: derived
+        from it, see new_key; storing again under that key replaces the file whole). The content type is
         sniffed from the bytes (the argument is only a fallback hint). Never partly visible under
         its key. `durable=False`: the image may be lost in a crash of the machine (not of the
         process) soon after it was stored, for what is worthless by then (progress previews);
@@ -96,7 +100,10 @@ def is_valid_key(key: str) -> bool:
     return KEY_RE.fullmatch(key) is not None
 
 
-def new_key(job_id: str, name: str, content_type: str) -> str:
+def new_key(job_id: str, name: str, content_type: str, *, seed: str | None = None) -> str:
+    """A fresh key: its token is random, or, with `seed` (text that is itself secret, such as
+    another image's key), derived from it, so every process that stores the same derived image
+    (a converted copy of a result) arrives at the same key and stores it once."""
     if not is_valid_job_id(job_id):
         raise ValueError("invalid job id")
     ext = _EXT_BY_MIME.get(content_type.split(";", 1)[0].strip().lower())
@@ -105,7 +112,8 @@ def new_key(job_id: str, name: str, content_type: str) -> str:
     # callers often pass a file name ("result.png"); the real extension comes from the bytes
     stem = _IMAGE_SUFFIX.sub("", name)
     safe_name = _UNSAFE_NAME_CHARS.sub("-", stem).strip("-")[:32] or "image"
-    token = base64.b32encode(secrets.token_bytes(16)).decode("ascii").rstrip("=").lower()
+    raw = secrets.token_bytes(16) if seed is None else hashlib.sha256(seed.encode()).digest()[:16]
+    token = base64.b32encode(raw).decode("ascii").rstrip("=").lower()
     return f"{job_id}/{token}-{safe_name}.{ext}"
 
 
@@ -306,11 +314,13 @@ class LocalImageStore:
         job_id, filename = key.split("/", 1)
         return self._dir / job_id / filename
 
-    async def put(self, data: bytes, content_type: str, *, job_id: str, name: str, durable: bool = True) -> ImageRef:
+    async def put(
+        self, data: bytes, content_type: str, *, job_id: str, name: str, durable: bool = True, seed: str | None = None
+    ) -> ImageRef:
         if not is_valid_job_id(job_id):
             raise ValueError("invalid job id")
         width, height, mime = await asyncio.to_thread(sniff, data, content_type)
-        key = new_key(job_id, name, mime)
+        key = new_key(job_id, name, mime, seed=seed)
         target = self._file(key)
         assert target is not None
         await asyncio.to_thread(_write_atomically, target, data, durable)

@@ -63,9 +63,9 @@ class CountingStore(LocalImageStore):
         self.puts = 0
         self.gets = 0
 
-    async def put(self, data: bytes, content_type: str, *, job_id: str, name: str) -> ImageRef:
+    async def put(self, data: bytes, content_type: str, *, job_id: str, name: str, durable: bool = True, seed: str | None = None) -> ImageRef:
         self.puts += 1
-        return await super().put(data, content_type, job_id=job_id, name=name)
+        return await super().put(data, content_type, job_id=job_id, name=name, durable=durable, seed=seed)
 
     async def get(self, key: str) -> Any:
         self.gets += 1
@@ -125,6 +125,20 @@ async def test_one_stored_copy_per_format(store: CountingStore, monkeypatch: pyt
     assert await shared.stored("j_copy", tile, "png") is tile
     files = sorted(p.name.split("-", 1)[1] for p in (store.root / "images" / "j_copy").iterdir())
     assert len(files) == 2 and sum(f.endswith(".webp") for f in files) == 1
+
+
+async def test_another_process_finds_the_stored_copy(store: CountingStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restart or another replica on the same image store: the converted copy's key is derived
+    from the original's, so it is found and not made again."""
+    convert = CountingConvert(monkeypatch)
+    tile = await store.put(picture("PNG"), "image/png", job_id="j_twice", name="1.png")
+    first = await SharedImages(store).stored("j_twice", tile, "webp")
+    second = await SharedImages(store).stored("j_twice", tile, "webp")
+    assert first is not None and second is not None and second.key == first.key
+    assert (second.width, second.height, second.content_type) == (first.width, first.height, "image/webp")
+    assert store.puts == 2 and convert.calls == 1
+    other = await SharedImages(store).stored("j_twice", tile, "jpeg")
+    assert other is not None and other.key != first.key and store.puts == 3
 
 
 async def test_a_caller_that_goes_away_does_not_cancel_the_others(store: CountingStore, monkeypatch: pytest.MonkeyPatch) -> None:

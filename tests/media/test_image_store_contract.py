@@ -107,6 +107,18 @@ async def test_a_put_that_need_not_be_durable_reads_back_alike(store: ImageStore
     assert opened is not None and await read_all(opened.chunks) == data
 
 
+async def test_a_seeded_key_is_the_same_in_every_process(store: ImageStore) -> None:
+    """A derived image (a converted copy) stored under a key derived from a secret seed: the same
+    seed gives the same key, so a second store of it replaces the first instead of adding one."""
+    data = make_image()
+    a = await store.put(data, "image/png", job_id="j_seeded", name="copy", seed="converted|j_seeded/x|webp")
+    b = await store.put(data, "image/png", job_id="j_seeded", name="copy", seed="converted|j_seeded/x|webp")
+    c = await store.put(data, "image/png", job_id="j_seeded", name="copy", seed="converted|j_seeded/y|webp")
+    assert a.key == b.key != c.key and is_valid_key(a.key)
+    got = await store.get(a.key)
+    assert got is not None and got.data == data
+
+
 async def test_mp4_is_kept_as_video(store: ImageStore) -> None:
     ref = await store.put(MP4, "video/mp4", job_id="j_video", name="clip")
     assert (ref.width, ref.height, ref.content_type) == (0, 0, "video/mp4")

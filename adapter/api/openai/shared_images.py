@@ -34,7 +34,7 @@ import msgspec
 
 from adapter.domain.jobs import ImageRef
 from adapter.media.images import content_type_of, convert_async, normalize_format
-from adapter.media.store import ImageStore, job_id_from_key
+from adapter.media.store import ImageStore, job_id_from_key, new_key
 
 T = TypeVar("T")
 Key = tuple[str, str, int | None]  # (image key, output format, compression)
@@ -202,17 +202,35 @@ class SharedImages:
         return await self._store.do(key, lambda: self._put(job_id, ref, key))
 
     async def _put(self, job_id: str, ref: ImageRef, key: Key) -> ImageRef | None:
-        value = await self.encoded(ref, key[1], key[2])
-        if value is None:
-            return None
         # named after the original's token, so a converted copy is recognised as that image
-        # (result_lookup.classify)
+        # (result_lookup.classify); its own token is derived from the original's key, so every
+        # process (a restart, another replica) arrives at the same key and the copy exists once
         stem = ref.key.rsplit("/", 1)[-1].split(".")[0]
-        converted = await self.store.put(value.data, value.content_type, job_id=job_id, name=f"{stem}-{key[1]}")
+        name, seed = f"{stem}-{key[1]}", f"converted|{ref.key}|{key[1]}|{key[2]}"
+        converted = await self._already_stored(job_id, ref, name, content_type_of(key[1]), seed)
+        if converted is None:
+            value = await self.encoded(ref, key[1], key[2])
+            if value is None:
+                return None
+            converted = await self.store.put(value.data, value.content_type, job_id=job_id, name=name, seed=seed)
         self._refs[key] = converted
         while len(self._refs) > self.max_refs:
             self._refs.popitem(last=False)
         return converted
+
+    async def _already_stored(self, job_id: str, ref: ImageRef, name: str, content_type: str, seed: str) -> ImageRef | None:
+        try:
+            key = new_key(job_id, name, content_type, seed=seed)
+        except ValueError:
+            return None
+        opened = await self.store.open(key)
+        if opened is None:
+            return None
+        close = getattr(opened.chunks, "aclose", None)
+        if close is not None:
+            await close()
+        # a conversion keeps the picture's size
+        return ImageRef(key=key, width=ref.width, height=ref.height, content_type=opened.content_type or content_type, size=opened.size)
 
     # --- lifetime -------------------------------------------------------------------------------
 
