@@ -30,7 +30,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import redis.asyncio as aioredis
@@ -41,6 +41,9 @@ from adapter.domain.actions import Mode
 from adapter.engine.leases import LeaseManager, LeaseView
 from adapter.engine.peers import PeerOp
 from adapter.engine.scheduler import Scheduler
+
+if TYPE_CHECKING:
+    from adapter.engine.service import JobService
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +154,7 @@ class Cluster:
         self._wake_report = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
-        self._service: Any = None
+        self._service: JobService | None = None
         self._scheduler: Scheduler | None = None
         self._stopping = False
         self.handovers_sent = 0
@@ -165,8 +168,8 @@ class Cluster:
 
     # --- wiring -------------------------------------------------------------------------------
 
-    def bind(self, service: Any, scheduler: Scheduler) -> None:
-        """`service` is the JobService (adopt / release_account / take_over / cancel / seed)."""
+    def bind(self, service: JobService, scheduler: Scheduler) -> None:
+        """The service adopts, releases, takes over, cancels and asks seeds for this replica."""
         self._service = service
         self._scheduler = scheduler
         for remote in self.remotes.values():
@@ -243,7 +246,7 @@ class Cluster:
 
     def report_is_current(self, report: AccountReport) -> bool:
         """A report counts while its replica holds the lease it was made under and is fresh."""
-        holder = self.leases.holders().get(report.status.id)
+        holder = self.leases.holder(report.status.id)
         fresh = report.updated_ms > int(time.time() * 1000) - 3 * self._ttl_ms
         return fresh and holder is not None and holder.replica_id == report.replica_id and holder.token == report.token
 
@@ -274,8 +277,7 @@ class Cluster:
         account_id, token = lease.account_id, lease.token
         account = self._make_account(account_id)
         self._tokens[account_id] = token
-        gate = getattr(account, "send_gate", ...)
-        if gate is not ...:
+        if hasattr(account, "send_gate"):  # Discord accounts: the fence before every interaction
             account.send_gate = lambda: self.leases.lease_valid(account_id, token)  # type: ignore[attr-defined]
         try:
             pace = await self._redis.hgetall(self._k("pace", account_id))
@@ -345,14 +347,13 @@ class Cluster:
         now = int(time.time() * 1000)
         pipe = self._redis.pipeline(transaction=False)
         n = 0
+        # the scheduler's view: it counts what waits in its own queue for each account
+        queued = {st.id: st for st in self._scheduler.statuses()} if self._scheduler is not None else {}
         for account_id, account in list(self.local.items()):
             token = self._tokens.get(account_id)
             if token is None:
                 continue
-            st = account.status()
-            if self._scheduler is not None:
-                # the scheduler counts what waits in its own queue for the account
-                st = next((s for s in self._scheduler.statuses() if s.id == account_id), st)
+            st = queued.get(account_id) or account.status()
             report = AccountReport(status=st, replica_id=self.replica_id, token=token, updated_ms=now)
             pipe.hset(self._k("accounts"), account_id, msgspec.msgpack.encode(report))
             n += 1
@@ -382,6 +383,7 @@ class Cluster:
     # --- the inbox ----------------------------------------------------------------------------
 
     async def _inbox_loop(self) -> None:
+        assert self._service is not None  # bound before start
         while not self._stopping:
             ids = [a for a in self.local if a in self._tokens]
             if not ids:
@@ -409,6 +411,7 @@ class Cluster:
                 self.spawn(self._control(account_id, ctl))
 
     async def _control(self, account_id: str, ctl: Control) -> None:
+        assert self._service is not None
         account = self.local.get(account_id)
         try:
             if ctl.op == "cancel" and ctl.job_id:

@@ -271,6 +271,14 @@ class LeaseManager:
         view.update(self.held())
         return view
 
+    def holder(self, account_id: str) -> LeaseView | None:
+        """`holders().get(account_id)`, without building the whole map (asked per placement)."""
+        held = self._held.get(account_id)
+        if held is not None:
+            return held.lease if self._clock() < held.deadline else None
+        view = self._view.get(account_id)
+        return view if view is not None and view.replica_id != self.replica_id else None
+
     def live_replicas(self) -> set[str]:
         return set(self._live)
 

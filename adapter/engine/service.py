@@ -686,11 +686,14 @@ class JobService:
             try:
                 for job in await self.store.list_unfinished():
                     if job.status is JobStatus.NOT_START and now_ms() > self._deadline_ms(job) and self.scheduler.remove(job.id):
-                        await self._finish(job, JobStatus.FAILURE, reason="The job waited too long for a free account.", category=ErrorCategory.TIMEOUT)
+                        await self._waited_too_long(job)
                     elif self.peers is not None and not self._closing:
                         await self._sweep_cluster_job(job)
             except Exception:
                 log.exception("sweeper pass failed")
+
+    async def _waited_too_long(self, job: Job) -> None:
+        await self._finish(job, JobStatus.FAILURE, reason="The job waited too long for a free account.", category=ErrorCategory.TIMEOUT)
 
     # --- internals: several replicas ----------------------------------------------------------
 
@@ -774,7 +777,7 @@ class JobService:
             return
         if self.scheduler.account(account_id) is not None:
             if now_ms() > self._deadline_ms(job):
-                await self._finish(job, JobStatus.FAILURE, reason="The job waited too long for a free account.", category=ErrorCategory.TIMEOUT)
+                await self._waited_too_long(job)
             else:
                 self._take(job, account_id)
         elif not self.scheduler.is_remote(account_id) and job.parent_id is None:

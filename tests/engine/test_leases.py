@@ -208,6 +208,10 @@ async def test_three_managers_converge_to_fair_spread_without_overlap(
         await asyncio.sleep(0.02)
     assert sum(m.handed_over for m in ms) == handed and sum(m.acquired for m in ms) == acquired
     assert handed >= 2  # the first one gave two away
+    # one account's holder, as each replica sees it, is the entry of the whole map
+    for m in ms:
+        assert {a: m.holder(a) for a in accounts} == {a: m.holders().get(a) for a in accounts}
+        assert m.holder("not-an-account") is None
     await mon.stop()
     assert took < 6
 
