@@ -220,7 +220,7 @@ def create_app(settings: Settings) -> Litestar:
                 configured = [a for a in settings.accounts if a.enabled]
                 # upstream midjourney-proxy providers; their image URLs are trusted like the operator's own hosts
                 extra_allow = tuple(httpx.URL(a.base_url).host for a in configured if isinstance(a, ProviderAccountConfig))
-                if store.shared:
+                if settings.clustered:
                     # several replicas may share this Redis: each account is driven by the one
                     # replica holding its lease, and the others hand it their jobs
                     cluster = _cluster(settings, store, configured)

@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from adapter.domain.actions import Mode
+from adapter.stores.factory import is_shared_store
 
 ENV_PREFIX = "MJ_ADAPTER_"
 
@@ -172,8 +173,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     def clustered(self) -> bool:
         """Replicas coordinate: jobs in Redis (shared by every replica) and real accounts (a
         demo's simulator lives inside each process, so there is nothing to share)."""
-        scheme = (self.store_url or "").split("://", 1)[0].lower()
-        return scheme in ("redis", "rediss", "unix") and not self.demo
+        return is_shared_store(self.resolved_store_url()) and not self.demo
 
     def image_base_url(self) -> str | None:
         """The configured base of the image URLs we hand out (`<base>/images/<key>`), or None to

@@ -111,9 +111,6 @@ ActionFilter = Action | Sequence[Action] | None
 
 @runtime_checkable
 class JobStore(Protocol):
-    # several processes may use it at once (Redis): replicas then coordinate their accounts
-    shared: bool
-
     async def open(self) -> None:
         """Connect / create schema. Must be awaited before any other call."""
 

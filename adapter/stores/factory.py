@@ -17,12 +17,25 @@ from adapter.stores.base import JobStore
 DEFAULT_REDIS_PREFIX = "mj"
 
 
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _scheme(url: str) -> str:
+    return url.split("://", 1)[0].lower() if "://" in url else ""
+
+
+def is_shared_store(url: str) -> bool:
+    """Several processes may use the store at `url` at once (Redis): replicas of one service
+    then coordinate their accounts. SQLite serves one process."""
+    return _scheme(url) in _REDIS_SCHEMES
+
+
 def open_store(url: str) -> JobStore:
     """A store for `url`, not yet opened: `await store.open()` (or `async with`) before use."""
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    scheme = _scheme(url)
     if scheme == "sqlite":
         return _sqlite(url)
-    if scheme in ("redis", "rediss", "unix"):
+    if scheme in _REDIS_SCHEMES:
         return _redis(url)
     raise ValueError(f"unsupported store URL scheme {scheme!r}: use sqlite:// or redis://")
 

@@ -370,8 +370,6 @@ def _glob_escape(text: str) -> str:
 class RedisJobStore:
     """JobStore on Redis. `url` is a redis-py URL (redis://, rediss://, unix://)."""
 
-    shared = True
-
     def __init__(self, url: str, *, prefix: str = "mj", client: aioredis.Redis | None = None) -> None:
         if not prefix:
             raise ValueError("redis key prefix must not be empty")

@@ -277,8 +277,6 @@ class _FinishedCache:
 class SqliteJobStore:
     """JobStore on a SQLite file (or ":memory:", which lives as long as the store is open)."""
 
-    shared = False  # one process: SQLite's locking is no way to share accounts between replicas
-
     def __init__(
         self,
         path: str | os.PathLike[str],

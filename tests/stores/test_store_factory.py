@@ -51,3 +51,10 @@ def test_both_stores_satisfy_the_protocol() -> None:
 
     assert isinstance(open_store("sqlite://:memory:"), JobStore)
     assert isinstance(open_store("redis://127.0.0.1/0"), JobStore)
+
+
+def test_which_stores_replicas_share() -> None:
+    from adapter.stores.factory import is_shared_store
+
+    assert is_shared_store("redis://h:6379/0?prefix=mj") and is_shared_store("rediss://h/0") and is_shared_store("unix:///run/redis.sock")
+    assert not is_shared_store("sqlite:///var/lib/mj/jobs.db") and not is_shared_store("sqlite://:memory:")
