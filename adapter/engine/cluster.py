@@ -83,8 +83,6 @@ class RemoteAccount:
     """An account another replica drives, as the scheduler sees it: its status is its holder's
     last report; pause and resume are asked of the holder."""
 
-    kind = "remote"
-
     def __init__(self, plan: AccountPlan, cluster: Cluster) -> None:
         self.plan = plan
         self._cluster = cluster
