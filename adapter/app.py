@@ -18,6 +18,7 @@ from adapter.api.admin.routes import accounts, healthz, image_cache_control, ima
 from adapter.api.common.auth import KeyRing
 from adapter.api.common.bodies import json_body_limit
 from adapter.api.common.browser import LoopbackCors, browser_guard
+from adapter.api.common.fast_lane import AnswerMemo
 from adapter.api.context import ApiContext
 from adapter.api.mcp.endpoint import McpEndpoint
 from adapter.api.mcp.tools import McpTools
@@ -332,6 +333,7 @@ def create_app(settings: Settings) -> Litestar:
                 edit_serving=EditServing(service, catalog, image_inputs, ResultFinder(service, images)),
                 mj_serving=MjServing(service, scheduler, images, user_fetcher, webhook_allow_hosts=settings.webhook_allow_hosts),
                 yokonsan_serving=YokonsanServing(service, images, user_fetcher, max_bytes=settings.fetch_max_bytes),
+                answers=AnswerMemo(service),
                 started_at=time.time(),
                 simulator_url=demo_info.get("simulator_url"),
                 ace_serving=AceServing(service, user_fetcher, webhook_allow_hosts=settings.webhook_allow_hosts),

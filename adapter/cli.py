@@ -59,6 +59,7 @@ def _tag_log_records(tag: str) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from adapter.api.common.fast_lane import FastLane
     from adapter.app import BindRefused, check_bind, create_app
 
     settings = _settings(args)
@@ -79,7 +80,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         logging.getLogger("adapter").warning("No API keys configured (MJ_ADAPTER_API_KEYS): serving on loopback only, without auth.")
     app = create_app(settings)
     config = uvicorn.Config(
-        app,
+        # repeated reads of finished jobs are answered before the framework (fast_lane.py)
+        FastLane(app, app.state),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),

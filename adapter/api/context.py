@@ -10,6 +10,7 @@ from litestar import Request
 
 from adapter.api.acedata.serving import AceServing
 from adapter.api.common.auth import KeyRing
+from adapter.api.common.fast_lane import AnswerMemo
 from adapter.api.mjproxy.serving import MjServing
 from adapter.api.openai.serving_chat import ChatServing
 from adapter.api.openai.serving_edits import EditServing
@@ -45,6 +46,7 @@ class ApiContext:
     edit_serving: EditServing
     mj_serving: MjServing
     yokonsan_serving: YokonsanServing
+    answers: AnswerMemo  # finished jobs' answers, given again to identical requests (fast_lane.py)
     started_at: float = 0.0
     simulator_url: str | None = None  # demo mode: the built-in simulator (loopback)
     ace_serving: AceServing | None = None  # /midjourney (the action-style Imagine API)

@@ -44,7 +44,14 @@ class Metrics:
             if len(self._seen_finish) > 100_000:
                 self._seen_finish.clear()
 
-    def render(self, scheduler: Scheduler, running_by_status: dict[tuple[str, str], int], *, cluster: dict[str, int] | None = None) -> str:
+    def render(
+        self,
+        scheduler: Scheduler,
+        running_by_status: dict[tuple[str, str], int],
+        *,
+        cluster: dict[str, int] | None = None,
+        repeats: tuple[int, int] | None = None,
+    ) -> str:
         lines: list[str] = []
 
         def head(name: str, kind: str, text: str) -> None:
@@ -76,6 +83,12 @@ class Metrics:
             lines.append(f'mj_job_duration_seconds_bucket{{action="{action}",le="+Inf"}} {self._count[action]}')
             lines.append(f'mj_job_duration_seconds_sum{{action="{action}"}} {self._sum[action]:.3f}')
             lines.append(f'mj_job_duration_seconds_count{{action="{action}"}} {self._count[action]}')
+        if repeats is not None:
+            given, kept = repeats
+            head("mj_http_repeat_answers_total", "counter", "Repeated reads of finished jobs answered from a kept answer, before the framework.")
+            lines.append(f"mj_http_repeat_answers_total {given}")
+            head("mj_http_kept_answers", "gauge", "Answers kept for repeated reads.")
+            lines.append(f"mj_http_kept_answers {kept}")
         if cluster is not None:
             # this replica's side of the account leases and job hand-overs
             head("mj_cluster_events_total", "counter", "Lease and hand-over events on this replica, by kind.")

@@ -59,6 +59,7 @@ from adapter.engine.shared_reads import SharedReads
 from adapter.engine.specs import ActSpec, RequestMeta, SubmitSpec
 from adapter.engine.translate import PromptTranslator
 from adapter.stores.base import UNFINISHED_STATUSES, DuplicateRequest, JobStore
+from adapter.stores.codec import encode_job
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,22 @@ class JobService:
             # another key's job is indistinguishable from a missing one
             raise JobNotFound(job_id)
         return job
+
+    # --- telling at once whether a finished job is still what a caller saw ------------------------
+
+    def finished_mark(self, job: Job) -> bytes | None:
+        """What `still_holds` compares with: the job's stored form, for a finished job."""
+        return encode_job(job) if job.status.finished else None
+
+    def still_holds(self, job_id: str, mark: bytes) -> bool:
+        """True when the store knows, without I/O, that the finished job `job_id` is exactly the
+        one `mark` was taken of; False when it changed or the store cannot tell. An answer made
+        from the job may be given again only while this holds."""
+        return not self._closing and self.store.cached_finished(job_id) == mark
+
+    def still_holds_key(self, owner: str, key: str, mark: bytes) -> bool:
+        """As `still_holds`, for the job an idempotent retry with (owner, key) finds."""
+        return not self._closing and self.store.cached_finished_by_key(owner, key) == mark
 
     async def watch(self, job_id: str, owner: str | None = None) -> AsyncIterator[Job]:
         """The job now, then every change, until it has finished."""

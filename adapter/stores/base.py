@@ -145,6 +145,15 @@ class JobStore(Protocol):
 
     async def get(self, job_id: str) -> Job | None: ...
 
+    def cached_finished(self, job_id: str) -> bytes | None:
+        """A finished job's stored form (`codec.encode_job`), when this process holds it and knows
+        it to be current without asking the database; None otherwise (and always for a store
+        that keeps no such copy). No I/O: for callers that must tell at once whether a finished
+        job is still exactly what they saw."""
+
+    def cached_finished_by_key(self, owner: str, key: str) -> bytes | None:
+        """As `cached_finished`, for the job `find_by_idempotency(owner, key)` would answer."""
+
     async def get_many(self, ids: Sequence[str]) -> list[Job]:
         """The jobs that exist, in the order of `ids` (missing ids are skipped)."""
 

@@ -671,6 +671,12 @@ class RedisJobStore:
         async with self._errors():
             return bool(await self._update_job(keys=[], args=[*self._job_args(job), expect, ""], client=redis))
 
+    def cached_finished(self, job_id: str) -> bytes | None:
+        return None  # other replicas write the same jobs: only a read can tell what is current
+
+    def cached_finished_by_key(self, owner: str, key: str) -> bytes | None:
+        return None
+
     async def get(self, job_id: str) -> Job | None:
         redis = self._redis
         async with self._errors():

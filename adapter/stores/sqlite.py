@@ -452,6 +452,16 @@ class SqliteJobStore:
         with _write(conn):
             return conn.execute(sql, params).rowcount == 1
 
+    def cached_finished(self, job_id: str) -> bytes | None:
+        if self._executor is None or self._closing:
+            return None
+        return self._finished.get(job_id)
+
+    def cached_finished_by_key(self, owner: str, key: str) -> bytes | None:
+        if self._executor is None or self._closing or not key:
+            return None
+        return self._finished.by_key(owner, key)
+
     async def get(self, job_id: str) -> Job | None:
         if self._executor is not None and not self._closing and (data := self._finished.get(job_id)) is not None:
             return decode_job(data)

@@ -135,7 +135,12 @@ async def metrics(request: Request[Any, Any, Any]) -> str:
     _admin(request)
     ctx = ctx_of(request)
     counts = await ctx.service.store.count_by_status()
-    return ctx.metrics.render(ctx.scheduler, counts, cluster=ctx.cluster.counters() if ctx.cluster is not None else None)
+    return ctx.metrics.render(
+        ctx.scheduler,
+        counts,
+        cluster=ctx.cluster.counters() if ctx.cluster is not None else None,
+        repeats=(ctx.answers.hits, len(ctx.answers)),
+    )
 
 
 @get("/v1/accounts", sync_to_thread=False, responses=responses(list[AccountView], "Every account and its state (admin key)."))

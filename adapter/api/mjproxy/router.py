@@ -31,7 +31,7 @@ from adapter.api.mjproxy.protocol import (
     TaskView,
 )
 from adapter.api.mjproxy.serving import MjServing
-from adapter.api.mjproxy.views import MODE_PREFIXES
+from adapter.api.mjproxy.views import MODE_PREFIXES, task_view
 from adapter.domain.actions import Mode
 from adapter.engine.specs import RequestMeta
 
@@ -136,7 +136,10 @@ async def task_fetch(request: Request[Any, Any, Any], task_id: FromPath[str]) ->
     """The task: status, "NN%" progress, imageUrl (preview while running, ours when done),
     buttons. 404 + code 3 for a task that does not exist or belongs to another key."""
     owner = mj_owner(request)
-    return await serving_of(request).fetch(task_id, owner, ctx_of(request).public_base(request))
+    ctx = ctx_of(request)
+    job = await ctx.mj_serving.task(task_id, owner)
+    # a finished task's answer is given again to the same poll without this handler (fast_lane.py)
+    return ctx.answers.json(request, task_view(job, ctx.public_base(request)), ctx.answers.marks([job]) or ())  # type: ignore[return-value]
 
 
 async def task_list_by_condition(request: Request[Any, Any, Any]) -> list[TaskView]:

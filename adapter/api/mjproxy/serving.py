@@ -290,12 +290,11 @@ class MjServing:
 
     # --- tasks --------------------------------------------------------------------------------
 
-    async def fetch(self, task_id: str, owner: str, base: str) -> TaskView:
+    async def task(self, task_id: str, owner: str) -> Job:
         try:
-            job = await self.service.get(task_id, owner)
+            return await self.service.get(task_id, owner)
         except JobNotFound:
             raise task_not_found(task_id, status=404) from None
-        return task_view(job, base)
 
     async def list_by_ids(self, ids: list[str], owner: str, base: str) -> list[TaskView]:
         wanted = [i.strip() for i in ids if isinstance(i, str) and i.strip()][:500]

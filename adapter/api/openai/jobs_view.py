@@ -107,7 +107,8 @@ async def get_job(request: Request[Any, Any, Any], job_id: FromPath[str]) -> Job
     owner = openai_owner(request)
     ctx = ctx_of(request)
     job = await ctx.service.get(job_id, owner)
-    return job_view(job, ctx.public_base(request))
+    # a finished job's answer is given again to the same request without this handler (fast_lane.py)
+    return ctx.answers.json(request, job_view(job, ctx.public_base(request)), ctx.answers.marks([job]) or ())  # type: ignore[return-value]
 
 
 @post(

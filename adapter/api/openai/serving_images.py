@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 import msgspec
 
+from adapter.api.common.fast_lane import JobMark
 from adapter.api.common.sse import ServerSentEvent
 from adapter.api.openai.errors import OpenAIError, from_engine, from_failed_job, invalid, unknown_model
 from adapter.api.openai.protocol_images import (
@@ -193,7 +194,7 @@ class ImageServing:
             self.shared.job_ended(last.id)
         return last
 
-    async def _results(self, plan: ImagePlan, jobs: Sequence[Job], owner: str, on_update: Callable[[Job], None] | None = None) -> list[tuple[Job, ImageRef]]:
+    async def results(self, plan: ImagePlan, jobs: Sequence[Job], owner: str, on_update: Callable[[Job], None] | None = None) -> list[tuple[Job, ImageRef]]:
         wanted = [min(GRID, plan.n - i * GRID) for i in range(len(jobs))]
         groups = await asyncio.gather(*(self._finish_grid(plan, j, owner, w, on_update) for j, w in zip(jobs, wanted)))
         return [pair for group in groups for pair in group]
@@ -216,7 +217,7 @@ class ImageServing:
 
         async def run() -> list[tuple[Job, ImageRef]]:
             try:
-                return await self._results(plan, jobs, owner, updates.put_nowait)
+                return await self.results(plan, jobs, owner, updates.put_nowait)
             finally:
                 updates.put_nowait(_WORKER_DONE)
 
@@ -266,7 +267,9 @@ class ImageServing:
     # --- answers --------------------------------------------------------------------------------
 
     async def respond(self, plan: ImagePlan, jobs: Sequence[Job], owner: str, public_base: str) -> ImagesResponse:
-        pairs = await self._results(plan, jobs, owner)
+        return await self.answer(plan, jobs, await self.results(plan, jobs, owner), public_base)
+
+    async def answer(self, plan: ImagePlan, jobs: Sequence[Job], pairs: Sequence[tuple[Job, ImageRef]], public_base: str) -> ImagesResponse:
         data = [await self._datum(job, ref, plan, public_base) for job, ref in pairs]
         first = pairs[0][1] if pairs else None
         return ImagesResponse(
@@ -279,6 +282,24 @@ class ImageServing:
             usage=_usage(len(data)),
             job_ids=[j.id for j in jobs],
         )
+
+    def replay_marks(self, plan: ImagePlan, meta: RequestMeta, jobs: Sequence[Job], pairs: Sequence[tuple[Job, ImageRef]]) -> list[JobMark]:
+        """What an answer to this request was made from, for giving it again to an idempotent retry
+        (fast_lane.py): each grid as the retry's look-up by key finds it. Nothing for requests
+        without an Idempotency-Key, for upscaled results (made from further jobs), or when not
+        every grid was accepted."""
+        if plan.upscale or not meta.idempotency_key or len(jobs) != plan.job_count:
+            return []
+        finals = {job.id: job for job, _ in pairs}
+        out: list[JobMark] = []
+        for i, job in enumerate(jobs):
+            final = finals.get(job.id)
+            mark = self.service.finished_mark(final) if final is not None else None
+            key = job_meta(meta, i).idempotency_key
+            if mark is None or key is None:
+                return []
+            out.append(JobMark(job.id, mark, owner=meta.owner, key=key))
+        return out
 
     async def stream(self, plan: ImagePlan, jobs: Sequence[Job], owner: str, public_base: str) -> AsyncIterator[ServerSentEvent | bytes]:
         """partial_image events for previews (capped by partial_images), then one completed event
