@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import struct
 import zlib
-from collections.abc import Callable
-from typing import Literal, ParamSpec, TypeVar
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Literal, ParamSpec, TypeVar
 
 from PIL import Image, ImageChops
 
 from adapter.media.decoding import DEFAULT_MAX_PIXELS, ImageError, load_image, open_image
+
+if TYPE_CHECKING:
+    from isal.isal_zlib import Decompress
 
 try:  # Intel ISA-L's deflate/inflate, a zlib-compatible API at 2-3x zlib's speed (PyPI: isal)
     from isal import isal_zlib as _isal_zlib
@@ -150,7 +154,8 @@ _ISAL_TILE_LEVEL = 1
 # they save, so the small window is both faster and smaller (a 1024x1024 photo tile: ~7.4 ms and
 # 1.68 MB instead of ~9.1 ms and 1.75 MB). Flat drawings lose by it (+40%), but they compress
 # far better and cheaply: where the small window's output is under a quarter of the rows, the
-# full window is tried too and the smaller kept.
+# full window is tried too and the smaller kept (rows deflated a strip at a time: under a
+# quarter all along, see _TileDeflate).
 _ISAL_TILE_WBITS = 9
 _ISAL_WIDE_WBITS = 15
 _crc32 = _isal_zlib.crc32 if _isal_zlib is not None else zlib.crc32
@@ -161,14 +166,11 @@ def _chunk(kind: bytes, data: bytes | memoryview) -> list[bytes | memoryview]:
     return [struct.pack(">I", len(data)) + kind, data, struct.pack(">I", _crc32(data, _crc32(kind)))]
 
 
-def _deflate_rows(rows: bytes | memoryview) -> bytes:
+def _deflate_rows(rows: bytes) -> bytes:
     if _isal_zlib is not None:
-        stream = _isal_zlib.compress(rows, _ISAL_TILE_LEVEL, _ISAL_TILE_WBITS)
-        if len(stream) * 4 < len(rows):
-            wide = _isal_zlib.compress(rows, _ISAL_TILE_LEVEL, _ISAL_WIDE_WBITS)
-            if len(wide) < len(stream):
-                return wide
-        return stream
+        deflate = _TileDeflate()
+        deflate.feed(rows)
+        return b"".join(deflate.finish())
     compressor = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_HUFFMAN_ONLY)
     return compressor.compress(rows) + compressor.flush()
 
@@ -189,17 +191,18 @@ def encode_png_fast(img: Image.Image) -> bytes:
     residual = ImageChops.subtract_modulo(img, ImageChops.add(left, up, scale=2)).tobytes()
     stride = len(residual) // height
     rows = b"".join([_AVERAGE + residual[i : i + stride] for i in range(0, len(residual), stride)])
-    return _png_file(width, height, colour_type, rows)
+    return _png_file(width, height, colour_type, _deflate_rows(rows))
 
 
-def _png_file(width: int, height: int, colour_type: int, rows: bytes | memoryview | list[bytes | memoryview]) -> bytes:
+def _png_file(width: int, height: int, colour_type: int, stream: bytes | list[bytes]) -> bytes:
     """A PNG of already filtered rows (each a filter type byte and the row's filtered bytes),
-    given whole or as pieces to be read in order (deflated as they come, never joined)."""
-    if isinstance(rows, list):
-        idat = _deflate_pieces(rows)
+    given as their zlib stream, whole or in parts (one IDAT chunk each)."""
+    idat: list[bytes] | list[memoryview]
+    if isinstance(stream, list):
+        idat = stream
     else:
-        stream = memoryview(_deflate_rows(rows))
-        idat = [stream[i : i + _IDAT_BYTES] for i in range(0, len(stream), _IDAT_BYTES)]
+        view = memoryview(stream)
+        idat = [view[i : i + _IDAT_BYTES] for i in range(0, len(view), _IDAT_BYTES)]
     header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
     parts = [_PNG_SIGNATURE, *_chunk(b"IHDR", header)]
     for data in idat:
@@ -208,42 +211,41 @@ def _png_file(width: int, height: int, colour_type: int, rows: bytes | memoryvie
     return b"".join(parts)
 
 
-# Pieces are deflated in groups of about this many bytes: a tile's rows are never put together in
-# one buffer (a few MB of fresh memory per tile, whose page faults cost as much as the copying).
-_DEFLATE_GROUP = 1 << 17
+class _TileDeflate:
+    """_deflate_rows of a tile's rows handed over a strip at a time, as the parts of its zlib
+    stream. The full window is only worth trying for rows that compress to under a quarter, and
+    then all along: a strip is kept for that second try only while the tile so far does."""
 
+    def __init__(self) -> None:
+        assert _isal_zlib is not None
+        self._deflater = _isal_zlib.compressobj(_ISAL_TILE_LEVEL, _isal_zlib.DEFLATED, _ISAL_TILE_WBITS)
+        self._parts: list[bytes] = []
+        self._size_in = 0
+        self._size_out = 0
+        self._kept: list[bytes] | None = []
 
-def _deflate_pieces(pieces: list[bytes | memoryview]) -> list[bytes]:
-    """_deflate_rows of the pieces' concatenation, as the parts of its zlib stream (one IDAT
-    chunk each)."""
-    if _isal_zlib is None:
-        return [_deflate_rows(b"".join(pieces))]
-    total = sum(map(len, pieces))
-    stream = _deflate_stream(pieces, _ISAL_TILE_WBITS)
-    if sum(map(len, stream)) * 4 < total:
-        wide = _deflate_stream(pieces, _ISAL_WIDE_WBITS)
-        if sum(map(len, wide)) < sum(map(len, stream)):
-            return wide
-    return stream
+    def feed(self, rows: bytes) -> None:
+        part = self._deflater.compress(rows)
+        if part:
+            self._parts.append(part)
+        self._size_in += len(rows)
+        self._size_out += len(part)
+        if self._kept is not None:
+            self._kept.append(rows)
+            if self._size_out * 4 >= self._size_in:
+                self._kept = None
 
-
-def _deflate_stream(pieces: list[bytes | memoryview], wbits: int) -> list[bytes]:
-    assert _isal_zlib is not None
-    deflater = _isal_zlib.compressobj(_ISAL_TILE_LEVEL, _isal_zlib.DEFLATED, wbits)
-    out: list[bytes] = []
-    group: list[bytes | memoryview] = []
-    size = 0
-    for piece in pieces:
-        group.append(piece)
-        size += len(piece)
-        if size >= _DEFLATE_GROUP:
-            out.append(deflater.compress(group[0] if len(group) == 1 else b"".join(group)))
-            group.clear()
-            size = 0
-    if group:
-        out.append(deflater.compress(b"".join(group)))
-    out.append(deflater.flush())
-    return [part for part in out if part]
+    def finish(self) -> list[bytes]:
+        assert _isal_zlib is not None
+        self._parts.append(self._deflater.flush())
+        self._size_out += len(self._parts[-1])
+        if self._kept is not None and self._size_out * 4 < self._size_in:
+            wide = _isal_zlib.compressobj(_ISAL_TILE_LEVEL, _isal_zlib.DEFLATED, _ISAL_WIDE_WBITS)
+            stream = [wide.compress(rows) for rows in self._kept]
+            stream.append(wide.flush())
+            if sum(map(len, stream)) < self._size_out:
+                return [part for part in stream if part]
+        return [part for part in self._parts if part]
 
 
 # -- a faster decode of the grid -----------------------------------------------------------------------
@@ -274,8 +276,9 @@ def _load_grid(data: bytes, max_pixels: int) -> Image.Image:
     return load_image(data, max_pixels=max_pixels)
 
 
-def _png_idat(data: bytes) -> tuple[int, int, int, bytes]:
-    """(width, height, colour type, the zlib stream of the IDAT chunks), or _NotPlain."""
+def _png_chunks(data: bytes) -> tuple[int, int, int, list[memoryview]]:
+    """(width, height, colour type, the IDAT chunks' data: their zlib stream in parts), or
+    _NotPlain."""
     view = memoryview(data)
     if len(data) < 33 or data[12:16] != b"IHDR":
         raise _NotPlain
@@ -301,44 +304,101 @@ def _png_idat(data: bytes) -> tuple[int, int, int, bytes]:
         pos = end + 4
     if not parts:
         raise _NotPlain
+    return width, height, colour, parts
+
+
+def _png_idat(data: bytes) -> tuple[int, int, int, bytes]:
+    """_png_chunks, with the zlib stream whole."""
+    width, height, colour, parts = _png_chunks(data)
     return width, height, colour, b"".join(parts)
 
 
 def _decode_png_fast(data: bytes) -> Image.Image:
-    width, height, colour, stream = _png_idat(data)
+    width, height, colour, stream = _png_chunks(data)
     mode = _PNG_MODE[colour]
-    return _unfilter(mode, (width, height), _inflate_rows(stream, height * (1 + width * len(mode))))
+    return _unfilter(mode, (width, height), list(_inflated_rows(stream, 1 + width * len(mode), height)))
 
 
-def _inflate_rows(stream: bytes, expected: int) -> bytes:
-    """The filtered rows of an IDAT zlib stream (exactly `expected` bytes), with ISA-L."""
+# The grid's zlib stream is inflated a piece at a time: never into one buffer of the size of the
+# image (fresh memory of a few MB per grid costs its page faults, as much CPU as a copy; pieces of
+# this size are reused by the allocator from one to the next), and never more than the image's
+# size, however much the stream would inflate to.
+_INFLATE_IN = 1 << 16
+_INFLATE_OUT = 1 << 18
+
+
+def _inflated_rows(stream: list[memoryview], stride: int, height: int) -> Iterator[bytes | memoryview]:
+    """The filtered rows (`stride` bytes each) of a zlib stream given in parts, inflated with
+    ISA-L as they are asked for; ImageError if it is corrupt or ends too soon. The stream's end
+    (its adler32) is checked before the last row is given."""
     assert _isal_zlib is not None
-    try:
-        inflater = _isal_zlib.decompressobj()
-        # never more than the image's size, however much the stream would inflate to
-        raw = inflater.decompress(stream, expected)
-        if not inflater.eof:
-            inflater.decompress(inflater.unconsumed_tail, 1)  # checks the stream's adler32
-    except _isal_zlib.error:
-        raise ImageError("not_image", "the image data is corrupt or truncated") from None
-    if len(raw) != expected:
-        raise ImageError("not_image", "the image data is corrupt or truncated")
-    return raw
+    inflater = _isal_zlib.decompressobj()
+    pieces = (part[i : i + _INFLATE_IN] for part in stream for i in range(0, len(part), _INFLATE_IN))
+    data: bytes | memoryview = b""
+    left = stride * height
+    carry = b""  # the start of a row whose end is in the next piece of output
+    read_all = False
+    while left:
+        if not data and not read_all:
+            data = next(pieces, b"")
+            read_all = not data
+        try:
+            # (with no input left, what the inflater still holds back: the rest of a long match)
+            out = inflater.decompress(data, min(left, _INFLATE_OUT))
+            data = inflater.unconsumed_tail
+            left -= len(out)
+            if not left:
+                _inflate_end(inflater, data, pieces)
+        except _isal_zlib.error:
+            raise ImageError("not_image", "the image data is corrupt or truncated") from None
+        if left and (inflater.eof or (read_all and not out)):
+            raise ImageError("not_image", "the image data is corrupt or truncated")  # ends too soon
+        view = memoryview(out)
+        pos = 0
+        if carry:
+            pos = min(stride - len(carry), len(out))
+            carry += view[:pos]
+            if len(carry) < stride:
+                continue
+            yield carry
+        end = pos + (len(out) - pos) // stride * stride
+        for start in range(pos, end, stride):
+            yield view[start : start + stride]
+        carry = bytes(view[end:])
 
 
-def _unfilter(mode: str, size: tuple[int, int], raw: bytes) -> Image.Image:
-    """Pillow's un-filtering of PNG rows (filter type byte + filtered bytes each) into an image."""
-    assert _isal_zlib is not None
-    expected = len(raw)
-    # the filtered rows as a zlib stream of stored blocks, for Pillow's un-filtering decoder
-    rows = memoryview(raw)
+def _inflate_end(inflater: Decompress, data: bytes | memoryview, pieces: Iterator[memoryview]) -> None:
+    """Inflate what follows the image's last row: up to the stream's end, whose adler32 is then
+    checked (isal_zlib.error if wrong), or to the first byte more than the image (ignored, as
+    Pillow does; so is a stream cut right after the last row)."""
+    while not inflater.eof:
+        if not data:
+            data = next(pieces, b"")
+        if inflater.decompress(data, 1) or not data:
+            return
+        data = inflater.unconsumed_tail
+
+
+def _unfilter(mode: str, size: tuple[int, int], rows: list[bytes | memoryview]) -> Image.Image:
+    """Pillow's un-filtering of PNG rows (each a filter type byte and its filtered bytes, given
+    in pieces read in order) into an image."""
+    # the rows as a zlib stream of stored blocks, for Pillow's un-filtering decoder; no adler32
+    # at its end: the rows were checked by ISA-L's inflate (or made here), and Pillow's decoder
+    # stops at the image's last row, before the stream's end
     parts: list[bytes | memoryview] = [b"\x78\x01"]
-    for start in range(0, expected, _STORED_BLOCK):
-        block = rows[start : start + _STORED_BLOCK]
-        final = 1 if start + _STORED_BLOCK >= expected else 0
-        parts.append(struct.pack("<BHH", final, len(block), len(block) ^ 0xFFFF))
-        parts.append(block)
-    parts.append(struct.pack(">I", _isal_zlib.adler32(raw)))
+    block: list[bytes | memoryview] = []
+    room = _STORED_BLOCK
+    for row in rows:
+        while len(row) > room:
+            block.append(row[:room])
+            parts += (struct.pack("<BHH", 0, _STORED_BLOCK, 0), *block)
+            block.clear()
+            row = row[room:]
+            room = _STORED_BLOCK
+        block.append(row)
+        room -= len(row)
+    filled = _STORED_BLOCK - room
+    parts += (struct.pack("<BHH", 1, filled, filled ^ 0xFFFF), *block)
     try:
         return Image.frombytes(mode, size, b"".join(parts), "zip", mode)
     except (OSError, ValueError):  # e.g. a row whose filter type is not 0-4
@@ -354,20 +414,28 @@ def _unfilter(mode: str, size: tuple[int, int], raw: bytes) -> Image.Image:
 #
 # - top-left: the grid's rows as they are, cut at the middle column.
 # - top-right and bottom-right: the same, except each row's first pixel, whose left (and
-#   upper-left) neighbour is across the cut; it is re-filtered against the tile's edge (zeros), for
-#   which the raw pixels either side of the cut are needed: the right half's first column is worked
-#   out row by row from the left half's last one (below).
+#   upper-left) neighbour is across the cut; it is re-filtered against the tile's edge (zeros),
+#   for which its raw value is needed, and the raw pixel above it.
 # - the bottom tiles' top row looks up across the cut: it is written raw (filter type None).
 #
 # What is un-filtered (by Pillow's C loop, as stored deflate blocks): the left half of the grid
-# (every row's left half is a valid PNG row of a half-width image; its last column is what the
-# right half's first pixels were filtered against, and its middle row is the bottom-left tile's
-# top row), and the few rows of the right half above the middle one back to the last row that
-# does not look up (the middle row of the right half, the bottom-right tile's top row). About half
-# of the grid's un-filtering instead of all of it, and none of the tiles' filtering.
+# and one pixel more (every row's first mid_x + 1 pixels are a valid PNG row of an image that
+# wide; its last column is the right half's first one, raw; its middle row's left half is the
+# bottom-left tile's top row), and the few rows of the right half above the middle one back to
+# the last row that does not look up (the middle row of the right half, the bottom-right tile's
+# top row). About half of the grid's un-filtering instead of all of it, and none of the tiles'
+# filtering.
+#
+# The grid is gone through once, a strip of rows at a time: inflated, un-filtered, and each
+# strip's rows handed to their tiles' deflates, so no buffer of the size of the grid or of a
+# tile's rows is made (the page faults of a few fresh MB cost as much CPU as copying them).
 #
 # (raw = filtered + predictor(left, up, upper-left), bytewise modulo 256; filter types: 0 None,
 # 1 Sub, 2 Up, 3 Average, 4 Paeth.)
+
+_STRIP_ROWS = 64
+_FILTER_TYPE = [bytes((kind,)) for kind in range(5)]
+_HALF = bytes(b >> 1 for b in range(256))
 
 
 def _paeth(a: int, b: int, c: int) -> int:
@@ -378,117 +446,98 @@ def _paeth(a: int, b: int, c: int) -> int:
     return b if pb <= pc else c
 
 
-def _first_pixels(rows: bytes, stride: int, at: int, height: int, bpp: int, left_column: bytes) -> list[bytes]:
-    """For every row, the right half's first pixel re-filtered as a tile's first pixel, the row's
-    filter type byte in front. `at`: where the right half starts in a row; `left_column`: the left
-    half's last column, raw."""
-    fixed: list[bytes] = []
-    zero = bytes(bpp)
-    up = zero  # raw, the pixel above (the grid's first row has none)
-    upper_left = zero
-    for y in range(height):
-        start = y * stride
-        kind = rows[start]
-        filtered = rows[start + at : start + at + bpp]
-        left = left_column[y * bpp : (y + 1) * bpp]
-        if kind == 0:
-            raw = filtered
-            out = filtered
-        elif kind == 1:
-            raw = bytes([(f + a) & 255 for f, a in zip(filtered, left)])
-            out = raw  # the tile's first pixel has no left neighbour: Sub stores it as it is
-        elif kind == 2:
-            raw = bytes([(f + b) & 255 for f, b in zip(filtered, up)])
-            out = filtered  # the pixel above is in the tile
-        elif kind == 3:
-            raw = bytes([(f + ((a + b) >> 1)) & 255 for f, a, b in zip(filtered, left, up)])
-            out = bytes([(r - (b >> 1)) & 255 for r, b in zip(raw, up)])
-        elif kind == 4:
-            raw = bytes([(f + _paeth(a, b, c)) & 255 for f, a, b, c in zip(filtered, left, up, upper_left)])
-            out = bytes([(r - b) & 255 for r, b in zip(raw, up)])  # Paeth(0, up, 0) is up
-        else:
-            raise ImageError("not_image", "the image data is corrupt or truncated")
-        fixed.append(bytes((kind,)) + out)
-        up, upper_left = raw, left
-    return fixed
+def _minus(a: bytes, b: bytes) -> bytes:
+    """a - b, bytewise modulo 256 (of a few hundred bytes: as one integer each, SIMD within a
+    register: setting every byte's top bit of a and clearing b's keeps a byte's borrow from
+    reaching the next, and the top bits are then put right)."""
+    top = int.from_bytes(b"\x80" * len(a), "little")
+    x, y = int.from_bytes(a, "little"), int.from_bytes(b, "little")
+    return (((x | top) - (y & ~top)) ^ ((x ^ ~y) & top)).to_bytes(len(a), "little")
 
 
-# The left half is un-filtered a strip of rows at a time, each strip after the raw row above it
-# (filter type None), so that no buffer of the size of the half grid is made: the page faults of
-# a few fresh MB per grid cost as much CPU as the copying into them.
-_STRIP_ROWS = 64
+class _GridSplit:
+    """The four tiles' rows and deflates, fed the grid's filtered rows a strip at a time, top to
+    bottom, the middle row first of its strip."""
 
+    def __init__(self, mode: str, width: int, height: int) -> None:
+        self.mode = mode
+        self.bpp = len(mode)
+        self.mid_x, self.mid_y = width // 2, height // 2
+        self.right_width = width - self.mid_x
+        self.at = 1 + self.mid_x * self.bpp  # where a row's right half starts (after its filter type byte)
+        self.tiles = [_TileDeflate() for _ in range(4)]
+        self.above: list[bytes] = []  # the raw row above the strip (its first mid_x + 1 pixels, filter type None)
+        self.up = bytes(self.bpp)  # the raw first pixel of the right half in the row above (the grid's first row has none)
+        # the right tiles' rows from the last one at or above the middle row that does not look up
+        self.run: list[bytes | memoryview] = []
 
-def _left_edges(mode: str, width: int, cut: int, rows: list[memoryview]) -> tuple[bytes, bytes]:
-    """The left half's filtered `rows` un-filtered: (its last column, its row `cut`), raw."""
-    column: list[bytes] = []
-    cut_row = b""
-    above: list[bytes] = []  # the raw row above the strip, as a row of filter type None
-    for start in range(0, len(rows), _STRIP_ROWS):
-        strip = rows[start : start + _STRIP_ROWS]
-        skip = len(above) // 2
-        image = _unfilter(mode, (width, skip + len(strip)), b"".join([*above, *strip]))
-        column.append(image.crop((width - 1, skip, width, skip + len(strip))).tobytes())
-        last = skip + len(strip) - 1
-        above = [b"\x00", image.crop((0, last, width, last + 1)).tobytes()]
-        if start <= cut < start + len(strip):
-            cut_row = image.crop((0, skip + cut - start, width, skip + cut - start + 1)).tobytes()
-    return b"".join(column), cut_row
+    def strip(self, rows: list[bytes | memoryview], y: int) -> None:
+        """Rows y, y + 1, ... of the grid, filtered."""
+        bpp, at, mid_x = self.bpp, self.at, self.mid_x
+        cut = at + bpp
+        skip = len(self.above) // 2
+        image = _unfilter(self.mode, (mid_x + 1, skip + len(rows)), [*self.above, *(row[:cut] for row in rows)])
+        last = skip + len(rows) - 1
+        self.above = [b"\x00", image.crop((0, last, mid_x + 1, last + 1)).tobytes()]
+        # the right half's first pixels, raw, and each re-filtered against the tile's edge: Sub
+        # stores the pixel as it is (no left neighbour), Up is unchanged, Average and Paeth
+        # subtract the half and the whole of the pixel above (Paeth(0, up, 0) is up)
+        raw = image.crop((mid_x, skip, mid_x + 1, skip + len(rows))).tobytes()
+        ups = self.up + raw[:-bpp]
+        average, paeth = _minus(raw, ups.translate(_HALF)), _minus(raw, ups)
+        self.up = raw[-bpp:]
+        left: list[bytes | memoryview] = []
+        right: list[bytes | memoryview] = []
+        for i, row in enumerate(rows):
+            kind = row[0]
+            if kind == 0 or kind == 2:
+                first: bytes | memoryview = row[:1]
+                rest = row[at:]
+            elif kind == 1:
+                first = _FILTER_TYPE[1] + raw[i * bpp : i * bpp + bpp]
+                rest = row[cut:]
+            elif kind == 3:
+                first = _FILTER_TYPE[3] + average[i * bpp : i * bpp + bpp]
+                rest = row[cut:]
+            elif kind == 4:
+                first = _FILTER_TYPE[4] + paeth[i * bpp : i * bpp + bpp]
+                rest = row[cut:]
+            else:
+                raise ImageError("not_image", "the image data is corrupt or truncated")
+            left.append(row[:at])
+            right += (first, rest)
+            if y + i <= self.mid_y:
+                if kind < 2:
+                    self.run.clear()
+                self.run += (first, rest)
+        if y == self.mid_y:
+            # the bottom tiles' top row, raw: the left half's from the strip's image, the right
+            # half's un-filtered from the run of rows above it that look up
+            left[0] = b"\x00" + image.crop((0, skip, mid_x, skip + 1)).tobytes()
+            run_height = len(self.run) // 2
+            right_half = _unfilter(self.mode, (self.right_width, run_height), self.run)
+            right[:2] = (b"\x00", right_half.crop((0, run_height - 1, self.right_width, run_height)).tobytes())
+            self.run = []
+        tile = 0 if y < self.mid_y else 2
+        self.tiles[tile].feed(b"".join(left))
+        self.tiles[tile + 1].feed(b"".join(right))
 
 
 def _split_png_rows(data: bytes) -> list[bytes]:
     """split_grid of a plain 8-bit RGB/RGBA PNG on its filtered rows (above), or _NotPlain."""
-    width, height, colour, stream = _png_idat(data)
+    width, height, colour, stream = _png_chunks(data)
     if width < 2 or height < 2:
         raise _NotPlain  # Pillow's path says what is wrong with it
     mode = _PNG_MODE[colour]
-    bpp = len(mode)
-    stride = 1 + width * bpp
-    rows = _inflate_rows(stream, height * stride)
-    view = memoryview(rows)
-    mid_x, mid_y = width // 2, height // 2
-    at = 1 + mid_x * bpp  # where a row's right half starts (after its filter type byte)
-    right_width = width - mid_x
-
-    def left_row(y: int) -> memoryview:  # its filter type byte and its left half
-        return view[y * stride : y * stride + at]
-
-    left_column, left_cut_row = _left_edges(mode, mid_x, mid_y, [left_row(y) for y in range(height)])
-    firsts = _first_pixels(rows, stride, at, height, bpp, left_column)
-
-    def right_row(y: int) -> list[bytes | memoryview]:
-        start = y * stride
-        return [firsts[y], view[start + at + bpp : start + stride]]
-
-    # the right half's row at the cut, raw: un-filter the right half's rows from the last one at
-    # or above it that does not look up (None or Sub), or from the top
-    top = mid_y
-    while top > 0 and rows[top * stride] not in (0, 1):
-        top -= 1
-    run: list[bytes | memoryview] = []
-    for y in range(top, mid_y + 1):
-        run += right_row(y)
-    right_cut_row = _unfilter(mode, (right_width, mid_y + 1 - top), b"".join(run)).crop(
-        (0, mid_y - top, right_width, mid_y + 1 - top)
-    ).tobytes()
-
-    top_right: list[bytes | memoryview] = []
-    for y in range(mid_y):
-        top_right += right_row(y)
-    bottom_right: list[bytes | memoryview] = [b"\x00", right_cut_row]
-    for y in range(mid_y + 1, height):
-        bottom_right += right_row(y)
-    top_left: list[bytes | memoryview] = [left_row(y) for y in range(mid_y)]
-    bottom_left: list[bytes | memoryview] = [b"\x00", left_cut_row]
-    bottom_left += [left_row(y) for y in range(mid_y + 1, height)]
-
-    lower = height - mid_y
-    return [
-        _png_file(mid_x, mid_y, colour, top_left),
-        _png_file(right_width, mid_y, colour, top_right),
-        _png_file(mid_x, lower, colour, bottom_left),
-        _png_file(right_width, lower, colour, bottom_right),
-    ]
+    split = _GridSplit(mode, width, height)
+    rows = _inflated_rows(stream, 1 + width * len(mode), height)
+    # strips of the top half, then of the bottom half: the middle row starts a strip
+    for start, end in ((0, split.mid_y), (split.mid_y, height)):
+        for y in range(start, end, _STRIP_ROWS):
+            split.strip(list(itertools.islice(rows, min(_STRIP_ROWS, end - y))), y)
+    mid_x, mid_y = split.mid_x, split.mid_y
+    sizes = [(mid_x, mid_y), (width - mid_x, mid_y), (mid_x, height - mid_y), (width - mid_x, height - mid_y)]
+    return [_png_file(w, h, colour, tile.finish()) for (w, h), tile in zip(sizes, split.tiles)]
 
 
 def convert(

@@ -6,6 +6,7 @@ the grid's quadrants."""
 from __future__ import annotations
 
 import io
+import itertools
 import random
 import struct
 import zlib
@@ -182,3 +183,120 @@ def test_the_left_half_unfiltered_in_strips(strip_rows: int, height: int, monkey
     rng = random.Random(height * 10 + strip_rows)
     grid = _noise("RGB", (21, height), seed=height + strip_rows)
     _assert_tiles_are_quadrants(grid, _png_with_filters(grid, [rng.randrange(5) for _ in range(height)]))
+
+
+@pytest.mark.parametrize("strip_rows", [1, 3, 64])
+@pytest.mark.parametrize(
+    "kinds",
+    [[4] * 3 + [0] + [4, 3, 2, 4, 3, 4] * 3 + [4] * 2 + [2] * 12, [1] + [2, 3, 4] * 10 + [4] * 3],
+    ids=["none-far-above", "sub-at-the-top"],
+)
+def test_the_run_above_the_cut_row_across_strips(kinds: list[int], strip_rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rows the bottom-right tile's top row is un-filtered from span several strips."""
+    monkeypatch.setattr(images, "_STRIP_ROWS", strip_rows)
+    grid = _noise("RGBA", (19, len(kinds)), seed=len(kinds))
+    _assert_tiles_are_quadrants(grid, _png_with_filters(grid, kinds))
+
+
+def _with_idat_chunks(png: bytes, sizes: list[int]) -> bytes:
+    """The same PNG with its zlib stream cut into IDAT chunks of these sizes (the last repeated)."""
+    stream = images._png_idat(png)[3]
+    chunks = []
+    pos = 0
+    for i in itertools.count():
+        size = sizes[min(i, len(sizes) - 1)]
+        if pos >= len(stream):
+            break
+        chunks.append(_chunk(b"IDAT", stream[pos : pos + size]))
+        pos += size
+    start = png.index(b"IDAT") - 4
+    end = png.index(b"IEND") - 4
+    return png[:start] + b"".join(chunks) + png[end:]
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+@pytest.mark.parametrize("sizes", [[1], [2, 7, 100], [5000], [10**6]], ids=["1-byte", "mixed", "5000", "one"])
+@pytest.mark.parametrize("inflate", [(16, 10), (7, 3), (1 << 16, 1 << 18)], ids=["tiny", "tinier", "default"])
+def test_the_stream_inflated_a_piece_at_a_time(sizes: list[int], inflate: tuple[int, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the IDAT chunks' sizes and the pieces the stream is inflated in (rows cut
+    anywhere, rows longer than a piece of output, a piece of input that gives nothing), the tiles
+    are the quadrants."""
+    monkeypatch.setattr(images, "_INFLATE_IN", inflate[0])
+    monkeypatch.setattr(images, "_INFLATE_OUT", inflate[1])
+    rng = random.Random(len(sizes))
+    grid = _noise("RGB", (33, 26), seed=len(sizes) + inflate[1])
+    png = _png_with_filters(grid, [rng.randrange(5) for _ in range(26)])
+    _assert_tiles_are_quadrants(grid, _with_idat_chunks(png, sizes))
+
+
+def test_a_flat_grid_inflated_in_small_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Long matches: output the inflater holds back once all the input is in."""
+    monkeypatch.setattr(images, "_INFLATE_OUT", 100)
+    grid = Image.new("RGB", (120, 90), (10, 200, 30))
+    _assert_tiles_are_quadrants(grid, _png_with_filters(grid, [2] * 90))
+
+
+def _with_stream(png: bytes, stream: bytes) -> bytes:
+    start = png.index(b"IDAT") - 4
+    end = png.index(b"IEND") - 4
+    return png[:start] + _chunk(b"IDAT", stream) + png[end:]
+
+
+def test_the_streams_end() -> None:
+    """A stream cut short, or whose adler32 is wrong, is an ImageError; one cut right after the
+    last row (no adler32) or with data after the image's rows is read as Pillow reads it."""
+    grid = _noise("RGB", (20, 16), seed=12)
+    png = _png_with_filters(grid, [4] * 16)
+    rows = zlib.decompress(images._png_idat(png)[3])
+    stream = zlib.compress(rows)
+    for bad in (stream[:-30], stream[:-4] + bytes(b ^ 1 for b in stream[-4:])):
+        with pytest.raises(ImageError):
+            split_grid(_with_stream(png, bad))
+    no_adler = zlib.compressobj(wbits=15)
+    cut = no_adler.compress(rows) + no_adler.flush(zlib.Z_SYNC_FLUSH)
+    _assert_tiles_are_quadrants(grid, _with_stream(png, cut))
+    _assert_tiles_are_quadrants(grid, _with_stream(png, zlib.compress(rows + bytes(500))))
+
+
+def test_minus_is_bytewise_modulo_256() -> None:
+    rng = random.Random(5)
+    for size in (1, 3, 4, 192, 256):
+        a, b = rng.randbytes(size), rng.randbytes(size)
+        assert images._minus(a, b) == bytes((x - y) & 255 for x, y in zip(a, b))
+    edges = bytes([0, 255, 128, 127, 0, 1])
+    assert images._minus(edges, edges[::-1]) == bytes((x - y) & 255 for x, y in zip(edges, edges[::-1]))
+
+
+def test_the_full_window_is_tried_for_tiles_that_compress_well_all_along() -> None:
+    """Strip by strip: a tile whose rows compress to under a quarter from its start gets the full
+    window tried too (far repeats pay); once the rows so far compress worse (photo residuals),
+    nothing is kept for a second try and the small window's stream is the tile's."""
+    rng = random.Random(11)
+    far_repeats = (rng.randbytes(200) + bytes(2800)) * 60
+
+    def deflate_in_strips(data: bytes) -> tuple[bytes, images._TileDeflate]:
+        tile = images._TileDeflate()
+        for i in range(0, len(data), 20_000):
+            tile.feed(data[i : i + 20_000])
+        stream = b"".join(tile.finish())
+        assert zlib.decompress(stream) == data
+        return stream, tile
+
+    stream, tile = deflate_in_strips(far_repeats)
+    assert len(stream) < len(images._isal_zlib.compress(far_repeats, 1, 9)) / 5
+    noisy = rng.randbytes(400_000)  # more than ISA-L holds back before its first output
+    stream, tile = deflate_in_strips(noisy + far_repeats)
+    assert tile._kept is None
+
+
+@pytest.mark.parametrize("size", [(1500, 70), (44_000, 4)], ids=["rows-across-stored-blocks", "rows-longer-than-a-block"])
+def test_strips_longer_than_a_stored_block(size: tuple[int, int]) -> None:
+    """The rows handed to Pillow's un-filtering go in stored blocks of at most 65,535 bytes: a
+    row may start in one block and end in the next, or span several."""
+    grid = _noise("RGB", size, seed=size[1])
+    buf = io.BytesIO()
+    grid.save(buf, "PNG", compress_level=1)
+    _assert_tiles_are_quadrants(grid, buf.getvalue())
