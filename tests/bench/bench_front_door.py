@@ -13,7 +13,10 @@ with a fixed number of keep-alive connections:
 
 - bare:        GET /            on the bare app
 - models:      GET /v1/models
-- mj fetch:    GET /mj/task/{id}/fetch of the finished task
+- mj fetch:    GET /mj/task/{id}/fetch of the finished task (the same poll again and again: after
+               the first, answered by the fast lane, adapter/api/common/fast_lane.py)
+- first reads: the same, each request with its own query string (ignored by the handler), so no
+               request repeats another and every one takes the framework's path (wrk only)
 - jobs get:    GET /v1/jobs/{id} of the same task
 - idem replay: POST /v1/images/generations, the same body and Idempotency-Key (the finished job
                is answered again, no new Midjourney job)
@@ -90,13 +93,18 @@ class BareServer:
 
 
 class Target:
-    def __init__(self, name: str, base: str, path: str, method: str = "GET", headers: dict[str, str] | None = None, body: bytes = b"") -> None:
+    def __init__(
+        self, name: str, base: str, path: str, method: str = "GET", headers: dict[str, str] | None = None, body: bytes = b"", *, first_reads: bool = False
+    ) -> None:
         self.name = name
         self.base = base
         self.path = path
         self.method = method
         self.headers = headers or {}
         self.body = body
+        # every request with its own query string (which the handler ignores): none is a repeat of
+        # an earlier one, so none is answered by the fast lane; the cost of a first read (wrk only)
+        self.first_reads = first_reads
 
     def check(self) -> None:
         r = httpx.request(self.method, self.base + self.path, headers=self.headers, content=self.body or None, timeout=30)
@@ -123,6 +131,18 @@ def run_wrk(target: Target, connections: int, seconds: float, tmp: Path) -> dict
         lines.append(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}")
     if target.body:
         lines.append(f"wrk.body = {json.dumps(target.body.decode())}")
+    if target.first_reads:
+        lines.append(
+            textwrap.dedent(
+                """
+                local n = 0
+                request = function()
+                  n = n + 1
+                  return wrk.format(nil, wrk.path .. "?first-read=" .. n)
+                end
+                """
+            )
+        )
     lines.append(
         textwrap.dedent(
             """
@@ -255,6 +275,11 @@ def main() -> int:
                 Target("bare", bare.base, "/"),
                 Target("GET /v1/models", server.base, "/v1/models", headers={"Authorization": AUTH}),
                 Target("/mj fetch", server.base, f"/mj/task/{task_id}/fetch", headers={"mj-api-secret": KEY_A}),
+                *(
+                    [Target("/mj fetch, first reads", server.base, f"/mj/task/{task_id}/fetch", headers={"mj-api-secret": KEY_A}, first_reads=True)]
+                    if args.driver == "wrk"
+                    else []
+                ),
                 Target("GET /v1/jobs/{id}", server.base, f"/v1/jobs/{task_id}", headers={"Authorization": AUTH}),
                 Target(
                     "idempotent replay",
