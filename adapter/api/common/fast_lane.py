@@ -150,7 +150,7 @@ class AnswerMemo:
             if end < 0 or not body[len(_STAMP_HEAD) : end].isdigit():
                 return
             body, tail = _STAMP_HEAD, body[end:]
-        size = len(body) + len(tail or b"") + _identity_size(ident)
+        size = len(body) + len(tail or b"") + _identity_size(ident) + sum(len(m.mark) for m in made_from)
         self._drop(ident)
         self._kept[ident] = _Kept(body, tail, tuple(made_from), time.monotonic() + self.max_age, size, _JSON)
         self.size += size
