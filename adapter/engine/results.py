@@ -10,6 +10,7 @@ from adapter.domain.actions import Action
 from adapter.domain.buttons import parse_custom_id
 from adapter.domain.jobs import ImageRef, Job
 from adapter.media.fetch import ImageFetcher
+from adapter.media.fresh import FreshImages
 from adapter.media.images import preview_async, split_grid_async
 from adapter.media.store import ImageStore
 
@@ -42,12 +43,20 @@ class ResultIngester:
         fetched = await self.fetcher.fetch(output.image_url, video_ok=True)
         ext = _EXT.get(fetched.content_type, "png")
         image = await self.store.put(fetched.data, fetched.content_type, job_id=job.id, name=f"result.{ext}")
-        if not is_grid(output) or fetched.content_type == "video/mp4":
+        if fetched.content_type == "video/mp4":
+            return ResultImages(image=image, tiles=[image])
+        # the answer that carries the images' bytes (b64_json) comes for them next: handed over
+        # in memory rather than read back from the store
+        fresh = FreshImages.for_store(self.store)
+        if not is_grid(output):
+            fresh.offer(image.key, fetched.data, image.content_type)
             return ResultImages(image=image, tiles=[image])
         parts = await split_grid_async(fetched.data)
         tiles = [
             await self.store.put(part, "image/png", job_id=job.id, name=f"{i}.png") for i, part in enumerate(parts, start=1)
         ]
+        for tile, part in zip(tiles, parts):
+            fresh.offer(tile.key, part, tile.content_type)
         return ResultImages(image=image, tiles=tiles)
 
     async def preview(self, job: Job, url: str, step: int) -> ImageRef:

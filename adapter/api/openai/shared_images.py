@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from adapter.domain.jobs import ImageRef
+from adapter.media.fresh import FreshImages
 from adapter.media.images import content_type_of, convert_async, normalize_format
 from adapter.media.store import ImageStore, job_id_from_key, new_key
 
@@ -173,7 +174,10 @@ class SharedImages:
 
     async def _make(self, key: Key) -> Encoded | None:
         image_key, fmt, compression = key
-        stored = await self.store.get(image_key)
+        # a result the ingester has just stored is still in memory: no read back
+        stored = FreshImages.for_store(self.store).take(image_key)
+        if stored is None:
+            stored = await self.store.get(image_key)
         if stored is None:
             return None
         wanted = content_type_of(fmt)
