@@ -46,7 +46,10 @@ _IGNORED = frozenset({b"user-agent", b"accept-encoding", b"connection", b"keep-a
 _SDK_INFO = b"x-stainless-"  # the OpenAI SDKs' platform headers; only the retry count is read
 _SDK_RETRY = b"x-stainless-retry-count"
 
-_SCOPE_KEY = "mj_adapter.identity"  # where the lane leaves a request's identity for the handler
+# set in the scope of a request the lane looked up: only such a request's answer may be kept (the
+# lane will look its repeats up); its identity is worked out again then, so that nothing of it is
+# held for the request's lifetime (a stream may be open for minutes)
+_SCOPE_KEY = "mj_adapter.fast_lane"
 _JSON = b"application/json"
 _STAMP_HEAD = b'{"created":'
 
@@ -116,10 +119,11 @@ class AnswerMemo:
 
     def json(self, request: Request[Any, Any, Any], value: Any, made_from: Sequence[JobMark]) -> Response[Any]:
         """`value` as a JSON answer, kept for identical requests when `made_from` marks every job
-        it was made from (see `marks`); an empty `made_from` keeps nothing."""
-        body = msgspec.json.encode(value)
-        self.keep(request.scope, body, made_from)
-        return Response(content=body, media_type="application/json")
+        it was made from (see `marks`); an empty `made_from` keeps nothing. For requests without
+        a body (GET)."""
+        answer = msgspec.json.encode(value)
+        self.keep(request.scope, b"", answer, made_from)
+        return Response(content=answer, media_type="application/json")
 
     def marks(self, jobs: Sequence[Job]) -> list[JobMark] | None:
         """Marks of finished jobs by id; None when any is not finished (nothing to keep)."""
@@ -131,17 +135,18 @@ class AnswerMemo:
             out.append(JobMark(job.id, mark))
         return out
 
-    def keep(self, scope: Scope, body: bytes, made_from: Sequence[JobMark], *, stamped: bool = False) -> None:
-        """Keep `body` (200, application/json) as the answer to requests identical to this one.
+    def keep(self, scope: Scope, request_body: bytes, body: bytes, made_from: Sequence[JobMark], *, stamped: bool = False) -> None:
+        """Keep `body` (200, application/json) as the answer to requests identical to this one
+        (`request_body`: the request's own, as read).
         Only for a request the lane saw, without an Origin, with an answer that is not too big,
         made from jobs the store still holds exactly as marked (checked now, so an answer made
         from a row that was rewritten meanwhile is never kept). `stamped`: the answer starts with
         OpenAI's `"created"` time, which a repeat gets afresh, as the handler would give it."""
-        ident = scope.get(_SCOPE_KEY)
-        if ident is None or not made_from or len(body) > MAX_ANSWER_BYTES or not self._holds(made_from):
+        if not scope.get(_SCOPE_KEY) or not made_from or len(body) > MAX_ANSWER_BYTES or not self._holds(made_from):
             return
         if any(name == b"origin" for name, _ in scope["headers"]):
             return
+        ident = identity(scope, request_body)
         tail = None
         if stamped:
             if not body.startswith(_STAMP_HEAD):
@@ -196,8 +201,8 @@ class FastLane:
     """The ASGI app uvicorn serves: Litestar behind a look-up in the app's `AnswerMemo`
     (`app.state.ctx.answers`, there once the lifespan has started). GET requests, and POSTs with a
     small JSON body (read here, then handed on whole), are looked up; a hit is answered at once,
-    everything else goes to Litestar with the request's identity in its scope, which is what
-    lets a handler keep its answer (`AnswerMemo.keep`)."""
+    everything else goes to Litestar, marked in its scope as looked up, which is what lets a
+    handler keep its answer (`AnswerMemo.keep`)."""
 
     def __init__(self, app: ASGIApp, state: Any) -> None:
         self.app = app
@@ -222,19 +227,19 @@ class FastLane:
             if read is None:
                 return  # the client left
             body = read
-            receive = _replaying(body, receive)
+            receive = _Replaying(body, receive)
         else:
             await self.app(scope, receive, send)
             return
         try:
-            ident = identity(scope, body)
-            found = memo.lookup(ident)
+            found = memo.lookup(identity(scope, body))
         except Exception:  # a fault here must never cost the request: Litestar answers it
             log.exception("fast lane: look-up failed; answering through the framework")
-            ident, found = None, None
+            found = None
+        else:
+            if found is None:
+                scope[_SCOPE_KEY] = True  # type: ignore[literal-required]
         if found is None:
-            if ident is not None:
-                scope[_SCOPE_KEY] = ident  # type: ignore[literal-required]
             await self.app(scope, receive, send)
             return
         media_type, answer = found
@@ -266,14 +271,18 @@ async def _read_body(receive: Receive) -> bytes | None:
             return b"".join(parts)
 
 
-def _replaying(body: bytes, receive: Receive) -> Receive:
+class _Replaying:
     """`receive` for Litestar: the body read here, whole, then the client's own messages (so
     a disconnect is still seen)."""
-    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
 
-    async def replay() -> Message:
-        if pending:
-            return pending.pop()
-        return await receive()
+    __slots__ = ("body", "receive")
 
-    return replay
+    def __init__(self, body: bytes | None, receive: Receive) -> None:
+        self.body = body
+        self.receive = receive
+
+    async def __call__(self) -> Message:
+        if self.body is not None:
+            body, self.body = self.body, None  # not held while a stream stays open
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await self.receive()

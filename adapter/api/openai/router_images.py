@@ -82,5 +82,5 @@ async def create_image(request: Request[Any, Any, Any]) -> Response[Any]:
     pairs = await serving.results(plan, jobs, owner)
     answer = msgspec.json.encode(await serving.answer(plan, jobs, pairs, public))
     # an idempotent retry of a finished request gets this again without this handler (fast_lane.py)
-    ctx.answers.keep(request.scope, answer, serving.replay_marks(plan, meta, jobs, pairs), stamped=True)
+    ctx.answers.keep(request.scope, body, answer, serving.replay_marks(plan, meta, jobs, pairs), stamped=True)
     return Response(content=answer, media_type="application/json")
