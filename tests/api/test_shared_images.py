@@ -27,7 +27,7 @@ import adapter.api.openai.shared_images as shared_mod
 from adapter.api.common.sse import ServerSentEvent
 from adapter.api.openai.protocol_images import CompletedImageEvent, ImageOptions, PartialImageEvent
 from adapter.api.openai.serving_images import ImageServing, make_plan
-from adapter.api.openai.shared_images import SharedImages, SingleFlight, sse_frame
+from adapter.api.openai.shared_images import B64_SLOT, SharedImages, SingleFlight, spliced_frame, sse_frame
 from adapter.domain.actions import Action
 from adapter.domain.jobs import ImageRef, Job, JobStatus
 from adapter.domain.models import ModelCatalog
@@ -233,6 +233,27 @@ def test_sse_frame_is_the_event_as_sse_starlette_writes_it(prompt: str) -> None:
     assert sse_frame(event.type, msgspec.structs.replace(event, b64_json=""), "b64_json", b64) == expected
     with pytest.raises(TypeError):
         sse_frame("x", event, "no_such_field", b64)
+
+
+def test_spliced_frame_puts_each_image_in_its_own_slot_in_order() -> None:
+    class Item(msgspec.Struct):
+        id: str
+        result: str | None
+        prompt: str
+
+    class Event(msgspec.Struct):
+        type: str
+        items: list[Item]
+
+    images = [base64.b64encode(bytes([i]) * 300) for i in range(2)]
+    whole = Event("response.completed", [Item("a", images[0].decode(), "x \x00b64\x00 y"), Item("b", images[1].decode(), "z")])
+    slotted = Event(whole.type, [msgspec.structs.replace(whole.items[0], result=B64_SLOT), msgspec.structs.replace(whole.items[1], result=B64_SLOT)])
+    expected = ServerSentEvent(data=msgspec.json.encode(whole).decode(), event=whole.type).encode()
+    assert spliced_frame(whole.type, slotted, images) == expected
+    no_images = Event(whole.type, [Item("c", None, "w")])
+    assert spliced_frame(whole.type, no_images, ()) == ServerSentEvent(data=msgspec.json.encode(no_images).decode(), event=whole.type).encode()
+    with pytest.raises(ValueError):
+        spliced_frame(whole.type, slotted, images[:1] * 3)
 
 
 # --- ImageServing.stream: twenty streams on one job, in process -------------------------------------

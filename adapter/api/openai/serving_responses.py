@@ -55,7 +55,7 @@ from adapter.api.openai.protocol_responses import (
 )
 from adapter.api.openai.serving_chat import ChatServing, ChatTurn, estimate_tokens
 from adapter.api.openai.serving_images import make_plan
-from adapter.api.openai.shared_images import Encoded, SharedImages, sse_frame
+from adapter.api.openai.shared_images import B64_SLOT, Encoded, SharedImages, spliced_frame, sse_frame
 from adapter.domain.actions import Action
 from adapter.domain.chat_grammar import MAX_LABEL_CHARS, parse_chat_command, resolve_label
 from adapter.domain.errors import ErrorCategory
@@ -242,11 +242,15 @@ class ResponsesServing:
         # converted once per format for every request on the job (shared with the Images API)
         return await self.shared.encoded(ref, turn.output_format, compression)
 
-    async def _call_item(self, turn: ResponseTurn, job: Job, public_base: str) -> ImageGenerationCall:
+    async def _call_item(self, turn: ResponseTurn, job: Job, public_base: str, spliced: list[bytes] | None = None) -> ImageGenerationCall:
+        """With `spliced`, the item's `result` is `B64_SLOT` and its base64 is appended there
+        (for `spliced_frame`: a stream sends the shared bytes instead of encoding them)."""
         tool = turn.tool
         status = _call_status(job)
         image = job.image if status == "completed" else None
         data = await self._encoded(image, turn) if image is not None else None
+        if data is not None and spliced is not None:
+            spliced.append(data.b64)
         error = None
         if status == "failed":
             err = from_failed_job(job).body
@@ -254,7 +258,7 @@ class ResponsesServing:
         return ImageGenerationCall(
             id=call_item_id(job.id),
             status=status,
-            result=data.b64_text if data is not None else None,
+            result=None if data is None else data.b64_text if spliced is None else B64_SLOT,
             action="generate" if job.action in (Action.IMAGINE, Action.BLEND) else "edit",
             background=(tool.background if tool else None) or "auto",
             output_format=turn.output_format,
@@ -268,13 +272,15 @@ class ResponsesServing:
             progress=100 if status == "completed" else job.progress,
         )
 
-    async def _build(self, turn: ResponseTurn, job: Job | None, text: str | None, finish: FinishReason, public_base: str) -> ResponseObject:
+    async def _build(
+        self, turn: ResponseTurn, job: Job | None, text: str | None, finish: FinishReason, public_base: str, spliced: list[bytes] | None = None
+    ) -> ResponseObject:
         """The Response as it stands: `job` is the turn's job now (None: a text-only turn);
-        `text` the answer's markdown once there is one."""
+        `text` the answer's markdown once there is one. `spliced`: see `_call_item`."""
         status = _response_status(job, finish)
         output: list[OutputItem] = []
         if job is not None and job.action not in _TEXT_ONLY:
-            output.append(await self._call_item(turn, job, public_base))
+            output.append(await self._call_item(turn, job, public_base, spliced))
         if text is not None:
             output.append(MessageItem(id=turn.message_id, status="completed", content=[OutputText(text=text)]))
         usage = None
@@ -305,12 +311,12 @@ class ResponsesServing:
 
     # --- answering --------------------------------------------------------------------------------
 
-    async def respond(self, turn: ResponseTurn, owner: str, public_base: str) -> ResponseObject:
-        """The finished Response (waits for the job, as chat does)."""
+    async def respond(self, turn: ResponseTurn, owner: str, public_base: str, spliced: list[bytes] | None = None) -> ResponseObject:
+        """The finished Response (waits for the job, as chat does). `spliced`: see `_call_item`."""
         answer = await self.chat.respond(turn.chat, owner, public_base)
         choice = answer.choices[0]
         job = await self.service.get(turn.chat.job.id, owner) if turn.chat.job else None
-        return await self._build(turn, job, choice.message.content, choice.finish_reason, public_base)
+        return await self._build(turn, job, choice.message.content, choice.finish_reason, public_base, spliced)
 
     async def current(self, turn: ResponseTurn, owner: str, public_base: str) -> ResponseObject:
         """The Response as it stands now, without waiting (background mode, retrieval)."""
@@ -360,7 +366,10 @@ class ResponsesServing:
             if job is not None and image_index is not None:
                 async for event in self._progress(turn, job, owner, seq):
                     yield event
-            final = await self.respond(turn, owner, public_base)
+            # the result image goes out as the shared base64 bytes, spliced into this stream's
+            # events (output_item.done and response.completed), not encoded again per stream
+            images: list[bytes] = []
+            final = await self.respond(turn, owner, public_base, images)
         except ServiceClosing:
             yield _sse(
                 ErrorEvent(
@@ -389,13 +398,14 @@ class ResponsesServing:
             if isinstance(item, ImageGenerationCall):
                 if item.status == "completed":
                     yield _sse(CallEvent(type="response.image_generation_call.completed", sequence_number=seq(), output_index=message_index, item_id=item.id))
-                yield _sse(OutputItemEvent(type="response.output_item.done", sequence_number=seq(), output_index=message_index, item=item))
+                done = OutputItemEvent(type="response.output_item.done", sequence_number=seq(), output_index=message_index, item=item)
+                yield spliced_frame(done.type, done, images if item.result == B64_SLOT else ())
             else:
                 for event in self._message_events(item, message_index, seq):
                     yield event
             message_index += 1
         kind = {"completed": "response.completed", "incomplete": "response.incomplete"}.get(final.status, "response.failed")
-        yield _sse(LifecycleEvent(type=kind, sequence_number=seq(), response=final))
+        yield spliced_frame(kind, LifecycleEvent(type=kind, sequence_number=seq(), response=final), images)
 
     async def _progress(self, turn: ResponseTurn, job: Job, owner: str, seq: EventNumbers) -> AsyncIterator[ServerSentEvent | bytes]:
         """`generating` once the job runs, and a partial image per new preview (at most the

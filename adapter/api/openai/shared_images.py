@@ -27,7 +27,7 @@ import base64
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import msgspec
@@ -275,18 +275,30 @@ class SharedImages:
 
 # --- SSE frames around shared base64 ----------------------------------------------------------------
 
-_SLOT = "\x00b64\x00"
-_SLOT_JSON = msgspec.json.encode(_SLOT)
+# stands where an image's base64 goes; a NUL, which no prompt or caller text may hold (refused at
+# the door), so only placeholders put there on purpose match
+B64_SLOT = "\x00b64\x00"
+_SLOT_JSON = msgspec.json.encode(B64_SLOT)
 
 
 def sse_frame(event: str, payload: msgspec.Struct, field: str, b64: bytes) -> bytes:
     """The SSE event `event: <event>` / `data: <payload as JSON>` with `payload.<field>` set to
-    the base64 text `b64`, as the bytes sent on the wire. The payload is encoded with a short
-    placeholder in that field and the shared base64 is spliced in: per stream only the small
-    rest of the event is encoded, not the image. `field` must come before any field a caller
-    controls (the first occurrence of the placeholder is the one replaced)."""
-    encoded = msgspec.json.encode(msgspec.structs.replace(payload, **{field: _SLOT}))
-    head, sep, tail = encoded.partition(_SLOT_JSON)
-    if not sep:
-        raise ValueError(f"{type(payload).__name__} has no string field {field!r}")
-    return b"".join((b"event: ", event.encode(), b"\r\ndata: ", head, b'"', b64, b'"', tail, b"\r\n\r\n"))
+    the base64 text `b64`, as the bytes sent on the wire. `field` must come before any field a
+    caller controls (see `spliced_frame`)."""
+    return spliced_frame(event, msgspec.structs.replace(payload, **{field: B64_SLOT}), (b64,))
+
+
+def spliced_frame(event: str, payload: msgspec.Struct, b64s: Sequence[bytes]) -> bytes:
+    """The SSE event `event: <event>` / `data: <payload as JSON>`, as the bytes sent on the wire,
+    where `payload` holds `B64_SLOT` in place of each image, in the order of `b64s`: the payload
+    is encoded with the short placeholders and the shared base64 is spliced in, so per stream
+    only the small rest of the event is encoded, not the images. The first occurrences are the
+    ones replaced: the slots must come before any text a caller controls."""
+    parts = msgspec.json.encode(payload).split(_SLOT_JSON, len(b64s))
+    if len(parts) != len(b64s) + 1:
+        raise ValueError(f"{type(payload).__name__} holds {len(parts) - 1} image slots, not {len(b64s)}")
+    out = [b"event: ", event.encode(), b"\r\ndata: ", parts[0]]
+    for b64, rest in zip(b64s, parts[1:]):
+        out += (b'"', b64, b'"', rest)
+    out.append(b"\r\n\r\n")
+    return b"".join(out)
