@@ -123,6 +123,19 @@ def test_nothing_is_kept_that_the_lane_did_not_see_or_that_does_not_hold_now() -
     assert len(memo) == 0
 
 
+def test_a_fixed_answer_holds_until_it_ages_out() -> None:
+    svc = FakeService()
+    memo = AnswerMemo(svc)  # type: ignore[arg-type]
+    s = scope("/v1/models", headers=[(b"authorization", b"Bearer k1")])
+    memo.keep(seen(s), b"", b'{"data":[]}', [])
+    assert len(memo) == 0  # made from nothing, and not said to be fixed
+    memo.keep(seen(s), b"", b'{"data":[]}', [], fixed=True)
+    assert memo.lookup(identity(s, b"")) == (b"application/json", b'{"data":[]}')
+    aged = AnswerMemo(svc, max_age_seconds=0.0)  # type: ignore[arg-type]
+    aged.keep(seen(s), b"", b'{"data":[]}', [], fixed=True)
+    assert aged.lookup(identity(s, b"")) is None
+
+
 def test_a_retry_answer_holds_while_its_key_finds_the_same_job() -> None:
     svc = FakeService()
     memo = AnswerMemo(svc)  # type: ignore[arg-type]

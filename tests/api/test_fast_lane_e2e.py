@@ -126,6 +126,17 @@ def test_an_idempotent_retry_gets_the_same_images_with_a_fresh_created(server: S
     assert other.data[0].url == urls[0][0]  # the key's job, as the handler has always answered
 
 
+def test_the_model_list_is_answered_again_to_its_key_only(server: ServerProcess) -> None:
+    first, second, given = served_twice(server, "GET", f"{server.v1}/models", headers=V1)
+    assert given >= 1 and second.content == first.content and first.status_code == 200
+    assert "midjourney" in [m["id"] for m in second.json()["data"]]
+    before = repeats(server)
+    for headers in ({"Authorization": "Bearer wrong"}, {}):
+        r = httpx.get(f"{server.v1}/models", headers=headers, timeout=10)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+    assert repeats(server) == before
+
+
 def test_requests_from_pages_go_through_the_framework(server: ServerProcess) -> None:
     task_id = finished_task(server, "a lighthouse, from a page")
     headers = {**MJ, "Origin": "http://localhost:3000"}

@@ -2,7 +2,8 @@
 
 The hottest requests a busy server gets are repeats: midjourney-proxy clients poll
 `/mj/task/{id}/fetch` every second or two long after the task ended, UIs poll
-`GET /v1/jobs/{id}`, and SDK retries replay `images.generate` with the same Idempotency-Key.
+`GET /v1/jobs/{id}`, SDK retries replay `images.generate` with the same Idempotency-Key, and
+relays and chat UIs ask for `/v1/models` again and again.
 For a finished job the answer to such a request is fixed, yet every repeat paid for Litestar's
 whole path (routing, guards, signature parsing, response building), the store look-up and the
 view rendering: about twice what the bare framework costs per request.
@@ -117,12 +118,12 @@ class AnswerMemo:
 
     # --- the handler's side ---------------------------------------------------------------------
 
-    def json(self, request: Request[Any, Any, Any], value: Any, made_from: Sequence[JobMark]) -> Response[Any]:
+    def json(self, request: Request[Any, Any, Any], value: Any, made_from: Sequence[JobMark], *, fixed: bool = False) -> Response[Any]:
         """`value` as a JSON answer, kept for identical requests when `made_from` marks every job
-        it was made from (see `marks`); an empty `made_from` keeps nothing. For requests without
-        a body (GET)."""
+        it was made from (see `marks`) or it is `fixed`; otherwise an empty `made_from` keeps
+        nothing. For requests without a body (GET)."""
         answer = msgspec.json.encode(value)
-        self.keep(request.scope, b"", answer, made_from)
+        self.keep(request.scope, b"", answer, made_from, fixed=fixed)
         return Response(content=answer, media_type="application/json")
 
     def marks(self, jobs: Sequence[Job]) -> list[JobMark] | None:
@@ -135,14 +136,18 @@ class AnswerMemo:
             out.append(JobMark(job.id, mark))
         return out
 
-    def keep(self, scope: Scope, request_body: bytes, body: bytes, made_from: Sequence[JobMark], *, stamped: bool = False) -> None:
+    def keep(
+        self, scope: Scope, request_body: bytes, body: bytes, made_from: Sequence[JobMark], *, stamped: bool = False, fixed: bool = False
+    ) -> None:
         """Keep `body` (200, application/json) as the answer to requests identical to this one
         (`request_body`: the request's own, as read).
         Only for a request the lane saw, without an Origin, with an answer that is not too big,
         made from jobs the store still holds exactly as marked (checked now, so an answer made
         from a row that was rewritten meanwhile is never kept). `stamped`: the answer starts with
-        OpenAI's `"created"` time, which a repeat gets afresh, as the handler would give it."""
-        if not scope.get(_SCOPE_KEY) or not made_from or len(body) > MAX_ANSWER_BYTES or not self._holds(made_from):
+        OpenAI's `"created"` time, which a repeat gets afresh, as the handler would give it.
+        `fixed`: made from no job, only from what stays as it is while the process runs (the
+        configuration), so it holds until it ages out."""
+        if not scope.get(_SCOPE_KEY) or not (made_from or fixed) or len(body) > MAX_ANSWER_BYTES or not self._holds(made_from):
             return
         if any(name == b"origin" for name, _ in scope["headers"]):
             return

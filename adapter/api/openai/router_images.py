@@ -47,7 +47,8 @@ def list_models(request: Request[Any, Any, Any]) -> ModelList:
     openai_owner(request)
     ctx = ctx_of(request)
     created = int(ctx.started_at)
-    return ModelList(data=[ModelCard(id=name, created=created) for name in ctx.catalog.names()])
+    # the same for the process's life: given again to the same request without this handler
+    return ctx.answers.json(request, ModelList(data=[ModelCard(id=name, created=created) for name in ctx.catalog.names()]), (), fixed=True)  # type: ignore[return-value]
 
 
 @get("/v1/models/{model_id:str}", sync_to_thread=False, responses=responses(ModelCard, "The model."))
