@@ -300,3 +300,13 @@ def test_strips_longer_than_a_stored_block(size: tuple[int, int]) -> None:
     buf = io.BytesIO()
     grid.save(buf, "PNG", compress_level=1)
     _assert_tiles_are_quadrants(grid, buf.getvalue())
+
+
+def test_empty_idat_chunks_are_skipped() -> None:
+    grid = _noise("RGB", (30, 22), seed=21)
+    png = _with_idat_chunks(_png_with_filters(grid, [4] * 22), [50])
+    first = png.index(b"IDAT") - 4
+    empty = _chunk(b"IDAT", b"")
+    _assert_tiles_are_quadrants(grid, png[:first] + empty + png[first:])
+    middle = png.index(b"IDAT", first + 60) - 4
+    _assert_tiles_are_quadrants(grid, png[:middle] + empty + empty + png[middle:])
