@@ -466,7 +466,9 @@ class _GridSplit:
         self.right_width = width - self.mid_x
         self.at = 1 + self.mid_x * self.bpp  # where a row's right half starts (after its filter type byte)
         self.tiles = [_TileDeflate() for _ in range(4)]
-        self.above: list[bytes] = []  # the raw row above the strip (its first mid_x + 1 pixels, filter type None)
+        # each strip is un-filtered on its own, after the raw row above it (its first mid_x + 1
+        # pixels, as a row of filter type None) for the strip's first row to look up at
+        self.above: list[bytes] = []
         self.up = bytes(self.bpp)  # the raw first pixel of the right half in the row above (the grid's first row has none)
         # the right tiles' rows from the last one at or above the middle row that does not look up
         self.run: list[bytes | memoryview] = []
