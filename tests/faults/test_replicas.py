@@ -255,10 +255,17 @@ def test_a_replica_dies_mid_run_and_nobody_notices(replicas: Replicas) -> None:
     # (a task's events go out in order: one the killed replica was delivering holds up the
     # task's later events until its claim runs out)
     wait_for(lambda: set(final) <= finals(), 45, "a webhook for every finished job")
-    by_id = Counter(a.id for a in replicas.receiver.accepted())
-    twice = {i: n for i, n in by_id.items() if n > 1}
-    in_flight = {a.id for a in replicas.receiver.accepted() if killed_mono - 2 <= a.at <= killed_mono}
-    assert set(twice) <= in_flight, f"webhook events delivered twice: {twice}"
+    accepted = replicas.receiver.accepted()
+    by_id = Counter(a.id for a in accepted)
+    twice = {i for i, n in by_id.items() if n > 1}
+    # An event may come twice only when the killed replica had delivered it but not yet recorded
+    # that (the receiver's 200 and the victim's outbox delete are two steps): then its first copy
+    # came shortly before the kill and the second after it, from a survivor once the claim ran
+    # out. Shortly: on a loaded machine (three replicas, a simulator and S3 on two cores) the
+    # victim's record may lag its delivery by seconds, never by a claim's length.
+    when = {i: [round(a.at - killed_mono, 2) for a in accepted if a.id == i] for i in twice}
+    explained = {i for i, at in when.items() if len(at) == 2 and -5 <= at[0] <= 0 < at[1]}
+    assert twice <= explained, f"webhook events delivered twice (seconds from the kill): {when}"
 
     # what only an account's holder can do, asked of a replica that does not drive it
     holders = wait_for(lambda: _agreed_holders(replicas), 15, "the survivors to agree on the holders")
