@@ -115,7 +115,7 @@ def split_grid(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[byt
         except _NotPlain:
             pass
     # anything else: decoded, and each tile encoded anew
-    img = _normalized_mode(_load_grid(data, max_pixels))
+    img = _normalized_mode(load_image(data, max_pixels=max_pixels))
     width, height = img.size
     if width < 2 or height < 2:
         raise ImageError("not_image", "the grid is too small to split")
@@ -265,17 +265,6 @@ class _NotPlain(Exception):
     """Not a PNG the fast path handles: decode it with Pillow."""
 
 
-def _load_grid(data: bytes, max_pixels: int) -> Image.Image:
-    """load_image, with the fast path above for plain 8-bit RGB/RGBA PNGs."""
-    if _isal_zlib is not None and data[:8] == _PNG_SIGNATURE:
-        open_image(data, max_pixels=max_pixels)  # Pillow's checks of the header, the pixel budget
-        try:
-            return _decode_png_fast(data)
-        except _NotPlain:
-            pass
-    return load_image(data, max_pixels=max_pixels)
-
-
 def _png_chunks(data: bytes) -> tuple[int, int, int, list[memoryview]]:
     """(width, height, colour type, the IDAT chunks' data: their zlib stream in parts), or
     _NotPlain."""
@@ -305,18 +294,6 @@ def _png_chunks(data: bytes) -> tuple[int, int, int, list[memoryview]]:
     if not parts:
         raise _NotPlain
     return width, height, colour, parts
-
-
-def _png_idat(data: bytes) -> tuple[int, int, int, bytes]:
-    """_png_chunks, with the zlib stream whole."""
-    width, height, colour, parts = _png_chunks(data)
-    return width, height, colour, b"".join(parts)
-
-
-def _decode_png_fast(data: bytes) -> Image.Image:
-    width, height, colour, stream = _png_chunks(data)
-    mode = _PNG_MODE[colour]
-    return _unfilter(mode, (width, height), list(_inflated_rows(stream, 1 + width * len(mode), height)))
 
 
 # The grid's zlib stream is inflated a piece at a time: never into one buffer of the size of the

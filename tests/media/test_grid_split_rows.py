@@ -24,6 +24,12 @@ pytestmark = pytest.mark.skipif(images._isal_zlib is None, reason="isal is not i
 _paeth = images._paeth  # the PNG spec's predictor, as the decoder under test uses it
 
 
+def _png_idat(data: bytes) -> tuple[int, int, int, bytes]:
+    """The PNG's width, height, colour type and whole zlib stream (its IDAT chunks joined)."""
+    width, height, colour, parts = images._png_chunks(data)
+    return width, height, colour, b"".join(parts)
+
+
 def _filter_row(kind: int, row: bytes, prior: bytes, bpp: int) -> bytes:
     out = bytearray(len(row))
     for i, x in enumerate(row):
@@ -136,9 +142,9 @@ def test_tiles_reuse_the_grids_rows() -> None:
     kinds = [i % 5 for i in range(20)]
     png = _png_with_filters(grid, kinds)
     top_left = split_grid(png)[0]
-    _, _, _, stream = images._png_idat(top_left)
+    _, _, _, stream = _png_idat(top_left)
     rows = zlib.decompress(stream)
-    grid_rows = zlib.decompress(images._png_idat(png)[3])
+    grid_rows = zlib.decompress(_png_idat(png)[3])
     assert rows == b"".join(grid_rows[y * 91 : y * 91 + 46] for y in range(10))
 
 
@@ -147,7 +153,7 @@ def test_an_unknown_filter_type_is_an_image_error() -> None:
     for y in (0, 5, 10, 19):
         kinds = [4] * 20
         png = _png_with_filters(grid, kinds)
-        rows = bytearray(zlib.decompress(images._png_idat(png)[3]))
+        rows = bytearray(zlib.decompress(_png_idat(png)[3]))
         rows[y * 61] = 7
         bad = png.replace(
             png[png.index(b"IDAT") - 4 : png.index(b"IEND") - 4],
@@ -200,7 +206,7 @@ def test_the_run_above_the_cut_row_across_strips(kinds: list[int], strip_rows: i
 
 def _with_idat_chunks(png: bytes, sizes: list[int]) -> bytes:
     """The same PNG with its zlib stream cut into IDAT chunks of these sizes (the last repeated)."""
-    stream = images._png_idat(png)[3]
+    stream = _png_idat(png)[3]
     chunks = []
     pos = 0
     for i in itertools.count():
@@ -250,7 +256,7 @@ def test_the_streams_end() -> None:
     last row (no adler32) or with data after the image's rows is read as Pillow reads it."""
     grid = _noise("RGB", (20, 16), seed=12)
     png = _png_with_filters(grid, [4] * 16)
-    rows = zlib.decompress(images._png_idat(png)[3])
+    rows = zlib.decompress(_png_idat(png)[3])
     stream = zlib.compress(rows)
     for bad in (stream[:-30], stream[:-4] + bytes(b ^ 1 for b in stream[-4:])):
         with pytest.raises(ImageError):

@@ -235,17 +235,19 @@ def test_split_grid_isal_and_zlib_paths_give_the_same_pixels(
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA"])
 @pytest.mark.parametrize("level", [0, 1, 9])
-def test_fast_png_decode_equals_pillows(mode: str, level: int) -> None:
-    """The grid decode with ISA-L's inflate (stored blocks handed to Pillow's un-filtering) gives
+def test_fast_png_split_equals_pillows(mode: str, level: int) -> None:
+    """The grid split with ISA-L's inflate (stored blocks handed to Pillow's un-filtering) gives
     Pillow's pixels, whatever the deflate level the PNG was written with (0: stored blocks)."""
     from adapter.media import images
 
     if images._isal_zlib is None:
         pytest.skip("isal is not installed")
     grid, png = _noisy_png(mode, (129, 70), seed=level, compress_level=level)
-    fast = images._decode_png_fast(png)
-    assert (fast.mode, fast.size) == (mode, grid.size)
-    assert fast.tobytes() == decode(png).tobytes() == grid.tobytes()
+    images._png_chunks(png)  # a plain PNG: the fast path takes it
+    assert decode(png).tobytes() == grid.tobytes()
+    w, h = grid.size
+    boxes = [(0, 0, w // 2, h // 2), (w // 2, 0, w, h // 2), (0, h // 2, w // 2, h), (w // 2, h // 2, w, h)]
+    assert _split_pixels(png) == [(mode, (b[2] - b[0], b[3] - b[1]), grid.crop(b).tobytes()) for b in boxes]
 
 
 def _palette_png() -> bytes:
@@ -290,11 +292,11 @@ def _adam7_png() -> bytes:
     ids=["interlaced", "grey", "palette", "rgb16"],
 )
 def test_split_grid_other_pngs_take_pillows_path_with_the_same_pixels(make) -> None:  # type: ignore[no-untyped-def]
-    from adapter.media.images import _decode_png_fast, _normalized_mode, _NotPlain
+    from adapter.media.images import _normalized_mode, _NotPlain, _png_chunks
 
     png = make()
     with pytest.raises(_NotPlain):
-        _decode_png_fast(png)
+        _png_chunks(png)
     img = _normalized_mode(decode(png))
     w, h = img.size
     boxes = [(0, 0, w // 2, h // 2), (w // 2, 0, w, h // 2), (0, h // 2, w // 2, h), (w // 2, h // 2, w, h)]
