@@ -8,7 +8,7 @@ import time
 import msgspec
 
 from adapter.domain.actions import Action, Bot, Mode
-from adapter.domain.buttons import Button
+from adapter.domain.buttons import Button, parse_custom_id
 from adapter.domain.errors import ErrorCategory
 
 
@@ -82,3 +82,12 @@ class Job(msgspec.Struct, kw_only=True, omit_defaults=True):
     state: str | None = None  # caller's opaque value (midjourney-proxy `state`)
     attempts: int = 0  # submissions to Midjourney: must never exceed 1 by accident
     extra: dict[str, str] = {}
+
+
+def is_grid_job(job: Job) -> bool:
+    """A grid offers U1-U4 (grid upscales are not SOLO buttons)."""
+    for b in job.buttons:
+        parsed = parse_custom_id(b.custom_id) if b.custom_id else None
+        if parsed is not None and parsed.action is Action.UPSCALE and not parsed.solo:
+            return True
+    return False

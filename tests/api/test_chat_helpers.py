@@ -15,7 +15,8 @@ from adapter.api.openai.chat_refs import conversation_job_ids, job_ids_in_text, 
 from adapter.api.openai.errors import OpenAIError
 from adapter.api.common.bodies import BodyError, decode_json
 from adapter.api.openai.protocol_chat import ChatCompletionRequest, ChatMessageIn, ChatRequest, parse_chat_request
-from adapter.api.openai.result_lookup import classify, is_grid_job
+from adapter.api.openai.result_lookup import classify
+from adapter.domain.jobs import is_grid_job
 from adapter.api.openai.serving_chat import estimate_tokens
 from adapter.api.openai.serving_edits import MaskError, midjourney_mask
 from adapter.domain import buttons as b

@@ -39,7 +39,7 @@ from adapter.api.acedata.tags import HOOK_FORMAT, TAG_ACTION
 from adapter.backends.base import ImageInput
 from adapter.domain.actions import Action, Mode
 from adapter.domain.buttons import parse_custom_id
-from adapter.domain.jobs import ImageRef, Job, JobStatus
+from adapter.domain.jobs import ImageRef, Job, JobStatus, is_grid_job
 from adapter.domain.prompt import parse_prompt
 from adapter.engine.errors import EngineError, JobNotFound
 from adapter.engine.service import JobService
@@ -88,14 +88,6 @@ def _animate_button(job: Job, motion: str, *, extend: bool) -> str | None:
         if parsed is not None and parsed.action is Action.ANIMATE and parsed.extend is extend and parsed.motion == motion:
             return b.custom_id
     return None
-
-
-def _is_grid(job: Job) -> bool:
-    for b in job.buttons:
-        parsed = parse_custom_id(b.custom_id) if b.custom_id else None
-        if parsed is not None and parsed.action is Action.UPSCALE and not parsed.solo:
-            return True
-    return False
 
 
 def _cover_tag(ref: ImageRef | None) -> str | None:
@@ -248,7 +240,7 @@ class VideoServing:
             raise bad_request(f"{job.id} is a video; to continue it use action extend with video_id (the video task's task_id) and video_index.")
         if job.status is not JobStatus.SUCCESS:
             raise bad_request(f"Image {job.id} is not ready ({job.status.value}); animate it once its task has succeeded.")
-        if _is_grid(job):
+        if is_grid_job(job):
             raise bad_request(
                 f"Image {job.id} is a grid of four images and Midjourney animates one image: upscale one first "
                 "(POST /midjourney/imagine with action upscale1-4 and this image_id), then pass that result's image_id "

@@ -15,12 +15,11 @@ import msgspec
 
 from adapter.api.openai.errors import OpenAIError
 from adapter.api.openai.image_inputs import MAX_INPUT_IMAGES, ImageInputs
-from adapter.api.openai.result_lookup import is_grid_job
 from adapter.backends.base import ImageInput
 from adapter.config import Timeouts
 from adapter.domain.actions import Action, Mode
 from adapter.domain.chat_grammar import describe_available, parse_chat_command, resolve_button, resolve_label
-from adapter.domain.jobs import Job, JobStatus
+from adapter.domain.jobs import Job, JobStatus, is_grid_job
 from adapter.domain.prompt import MODE_FLAGS, parse_prompt, strip_flags
 from adapter.engine.errors import EngineError, JobNotFound
 from adapter.engine.service import JobService

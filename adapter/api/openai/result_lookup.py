@@ -17,9 +17,7 @@ from typing import Literal
 
 import msgspec
 
-from adapter.domain.actions import Action
-from adapter.domain.buttons import parse_custom_id
-from adapter.domain.jobs import ImageRef, Job, JobStatus
+from adapter.domain.jobs import ImageRef, Job, JobStatus, is_grid_job
 from adapter.engine.errors import JobNotFound
 from adapter.engine.service import JobService
 from adapter.media.store import KEY_RE, ImageStore, job_id_from_key
@@ -32,15 +30,6 @@ class OurResult(msgspec.Struct, frozen=True, kw_only=True):
     job: Job
     kind: ResultKind  # the whole 2x2 grid, one of its four images, or a single (upscaled) image
     index: int | None = None  # 1-4 for a tile
-
-
-def is_grid_job(job: Job) -> bool:
-    """A grid offers U1-U4 (grid upscales are not SOLO buttons)."""
-    for b in job.buttons:
-        parsed = parse_custom_id(b.custom_id) if b.custom_id else None
-        if parsed is not None and parsed.action is Action.UPSCALE and not parsed.solo:
-            return True
-    return False
 
 
 def _token(key: str) -> str | None:

@@ -40,7 +40,6 @@ from adapter.api.openai.protocol_chat import (
     ChunkDelta,
     FinishReason,
 )
-from adapter.api.openai.result_lookup import is_grid_job
 from adapter.domain.actions import Action, Mode
 from adapter.domain.chat_grammar import (
     HELP_TEXT,
@@ -52,7 +51,7 @@ from adapter.domain.chat_grammar import (
     resolve_label,
 )
 from adapter.domain.errors import ErrorCategory
-from adapter.domain.jobs import Job, JobStatus
+from adapter.domain.jobs import Job, JobStatus, is_grid_job
 from adapter.domain.models import ModelCatalog, ModelSpec
 from adapter.domain.prompt import MODE_FLAGS, parse_prompt, strip_flags
 from adapter.engine.errors import ActionNotAvailable, EngineError, JobNotFound, PromptRejected, ServiceClosing
