@@ -69,15 +69,14 @@ class JobMark(msgspec.Struct, frozen=True):
 
 
 class _Kept:
-    __slots__ = ("body", "tail", "marks", "expires", "size", "media_type")
+    __slots__ = ("body", "tail", "marks", "expires", "size")
 
-    def __init__(self, body: bytes, tail: bytes | None, marks: tuple[JobMark, ...], expires: float, size: int, media_type: bytes) -> None:
-        self.body = body  # the answer; with `tail`, the part before the time stamp
+    def __init__(self, body: bytes, tail: bytes | None, marks: tuple[JobMark, ...], expires: float, size: int) -> None:
+        self.body = body  # the answer (JSON); with `tail`, the part before the time stamp
         self.tail = tail
         self.marks = marks
         self.expires = expires
         self.size = size
-        self.media_type = media_type
 
 
 Identity = tuple[Any, ...]
@@ -162,15 +161,15 @@ class AnswerMemo:
             body, tail = _STAMP_HEAD, body[end:]
         size = len(body) + len(tail or b"") + _identity_size(ident) + sum(len(m.mark) for m in made_from)
         self._drop(ident)
-        self._kept[ident] = _Kept(body, tail, tuple(made_from), time.monotonic() + self.max_age, size, _JSON)
+        self._kept[ident] = _Kept(body, tail, tuple(made_from), time.monotonic() + self.max_age, size)
         self.size += size
         while self.size > self.max_bytes and self._kept:
             self._drop(next(iter(self._kept)))
 
     # --- the lane's side ------------------------------------------------------------------------
 
-    def lookup(self, ident: Identity) -> tuple[bytes, bytes] | None:
-        """(media type, answer) for a request identical to a kept one, while its jobs hold."""
+    def lookup(self, ident: Identity) -> bytes | None:
+        """The answer (JSON) to a request identical to a kept one, while its jobs hold."""
         kept = self._kept.get(ident)
         if kept is None:
             return None
@@ -180,8 +179,8 @@ class AnswerMemo:
         self._kept.move_to_end(ident)
         self.hits += 1
         if kept.tail is None:
-            return kept.media_type, kept.body
-        return kept.media_type, b"%s%d%s" % (kept.body, int(time.time()), kept.tail)
+            return kept.body
+        return b"%s%d%s" % (kept.body, int(time.time()), kept.tail)
 
     def _holds(self, marks: Sequence[JobMark]) -> bool:
         service = self.service
@@ -227,7 +226,7 @@ class FastLane:
         method = scope["method"]
         if method == "GET":
             body = b""
-        elif method == "POST" and (length := _small_json_length(scope)) is not None:
+        elif method == "POST" and _small_json(scope):
             read = await _read_body(receive)
             if read is None:
                 return  # the client left
@@ -237,22 +236,21 @@ class FastLane:
             await self.app(scope, receive, send)
             return
         try:
-            found = memo.lookup(identity(scope, body))
+            answer = memo.lookup(identity(scope, body))
         except Exception:  # a fault here must never cost the request: Litestar answers it
             log.exception("fast lane: look-up failed; answering through the framework")
-            found = None
         else:
-            if found is None:
-                scope[_SCOPE_KEY] = True  # type: ignore[literal-required]
-        if found is None:
-            await self.app(scope, receive, send)
-            return
-        media_type, answer = found
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", media_type), (b"content-length", b"%d" % len(answer))]})
-        await send({"type": "http.response.body", "body": answer})
+            if answer is not None:
+                await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", _JSON), (b"content-length", b"%d" % len(answer))]})
+                await send({"type": "http.response.body", "body": answer})
+                return
+            # looked up (so its identity can be worked out): its handler may keep its answer
+            scope[_SCOPE_KEY] = True  # type: ignore[literal-required]
+        await self.app(scope, receive, send)
 
 
-def _small_json_length(scope: Scope) -> int | None:
+def _small_json(scope: Scope) -> bool:
+    """A JSON body of a stated length up to MAX_BODY_BYTES (not chunked)."""
     length = None
     json = False
     for name, value in scope["headers"]:
@@ -261,8 +259,8 @@ def _small_json_length(scope: Scope) -> int | None:
         elif name == b"content-type":
             json = value.split(b";", 1)[0].strip().lower() == _JSON
         elif name == b"transfer-encoding":
-            return None
-    return length if json and length is not None and length <= MAX_BODY_BYTES else None
+            return False
+    return json and length is not None and length <= MAX_BODY_BYTES
 
 
 async def _read_body(receive: Receive) -> bytes | None:
