@@ -39,7 +39,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -49,41 +48,13 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 from server_process import KEY_A, ServerProcess  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when imported, not run
+from bench_memory import Sampler, rss  # noqa: E402
+
 KB = 1024
 
 
 # --- server memory --------------------------------------------------------------------------------
-
-
-def rss(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * KB
-    return 0
-
-
-class Sampler:
-    def __init__(self, pid: int, every: float = 0.01) -> None:
-        self.pid, self.every, self.peak = pid, every, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.peak = max(self.peak, rss(self.pid))
-            except OSError:
-                return
-            time.sleep(self.every)
-
-    def __enter__(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 async def settle(pid: int, every: float = 0.5, tolerance: int = 512 * KB, limit: float = 30.0) -> int:
@@ -336,7 +307,7 @@ async def one_case(kind: str, fmt: str, n: int, speed: float, timeout: float, pr
                         tasks.append(t)
                         await s.opened.wait()
 
-                with Sampler(pid) as sampler:
+                with Sampler(pid, every=0.01) as sampler:
                     t0 = time.monotonic()
                     await asyncio.gather(*(open_one(s) for s in streams[1:]))
                     open_s = time.monotonic() - t0

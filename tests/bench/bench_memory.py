@@ -100,7 +100,7 @@ def _status(pid: int) -> dict[str, int]:
 
 
 def rss(pid: int) -> int:
-    return _status(pid)["VmRSS"]
+    return _status(pid).get("VmRSS", 0)  # none for a process that has exited but not been reaped
 
 
 def reset_peak(pid: int) -> bool:
@@ -125,7 +125,10 @@ class Sampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, rss(self.pid))
+            try:
+                self.peak = max(self.peak, rss(self.pid))
+            except OSError:
+                return  # the process is gone
             time.sleep(self.every)
 
     def __enter__(self) -> Sampler:
